@@ -1,0 +1,85 @@
+"""The ``bioclip-edge`` command.
+
+argparse from the standard library keeps ``--help`` fast: each subcommand lives in a small
+module that imports only the standard library at module level and loads numpy, onnxruntime or
+torch inside its ``run`` function.
+
+A subcommand module provides::
+
+    HELP = "one line"
+    def add_arguments(parser: argparse.ArgumentParser) -> None
+    def run(args: argparse.Namespace) -> int          # exit code
+
+Command groups (``labels``, ``profile``) add their own subparsers in ``add_arguments`` and set
+``args.run`` for the chosen sub-subcommand; ``main`` calls ``args.run`` when it is set.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+from typing import Sequence
+
+from . import __version__
+from .errors import UserError
+
+# name -> module; order is the order shown in --help.
+COMMANDS: dict[str, str] = {
+    "export": "bioclip_edge.export.cli_export",
+    "verify": "bioclip_edge.export.cli_verify",
+    "classify": "bioclip_edge.runtime.cli_classify",
+    "embed": "bioclip_edge.runtime.cli_embed",
+    "labels": "bioclip_edge.runtime.cli_labels",
+    "profile": "bioclip_edge.profiling.cli",
+    "info": "bioclip_edge.runtime.cli_info",
+}
+
+
+class CommandError(UserError):
+    """A bad combination of options, found by a command's ``run``."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="bioclip-edge",
+        description="Export BioCLIP / open_clip models to verified ONNX bundles and run them on camera-trap images.",
+    )
+    parser.add_argument("--version", action="version", version=f"bioclip-edge {__version__}")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, module_name in COMMANDS.items():
+        try:
+            module = importlib.import_module(module_name)
+        except ModuleNotFoundError as exc:
+            if exc.name == module_name:  # subcommand not part of this build
+                continue
+            raise
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        module.add_arguments(p)
+        p.set_defaults(_module=module)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    level = logging.WARNING - 10 * min(args.verbose, 2)
+    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    run = getattr(args, "run", None) or args._module.run
+    try:
+        return int(run(args) or 0)
+    except UserError as exc:
+        print(f"bioclip-edge {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"bioclip-edge {args.command}: interrupted; finished work was kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

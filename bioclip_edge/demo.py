@@ -1,0 +1,71 @@
+"""``make demo``: the main job on an embedded default, offline on a fresh machine.
+
+Exports BioCLIP (hf-hub:imageomics/bioclip; when the hub cannot be reached, the same ViT-B/16
+architecture with random weights, said plainly), verifies the bundle, prints its parity table and
+size per variant, then classifies a few real photos with the torch-free runtime.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .cli import main as cli
+
+DEMO_MODEL = "hf-hub:imageomics/bioclip"
+DEMO_LABELS = "lion,leopard,cheetah,spotted hyena,african elephant,plains zebra,domestic cat,coffee cup,rocket,person"
+DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
+
+
+def write_photos(folder: Path) -> Path:
+    """Real sample photos (scikit-image ships them) as JPEGs, like a camera card."""
+    import skimage.data
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in DEMO_PHOTOS:
+        Image.fromarray(getattr(skimage.data, name)()).convert("RGB").save(folder / f"{name}.jpg", quality=90)
+    return folder
+
+
+def run(out: Path, fresh: bool) -> int:
+    bundle = out / "bioclip"
+    if fresh or not (bundle / "manifest.json").exists():
+        print(f"== export {DEMO_MODEL} -> {bundle}", flush=True)
+        code = cli(["export", DEMO_MODEL, "--out", str(bundle), "--allow-random", "--overwrite",
+                    "--calibration", str(write_photos(out / "calibration"))])
+        if code not in (0, 1):
+            return code
+    else:
+        print(f"== reusing {bundle} (make demo ARGS=--fresh to export again)")
+    print(f"\n== verify {bundle}", flush=True)
+    verify = cli(["verify", str(bundle)])
+    if "classify" not in _commands():
+        return verify
+    photos = write_photos(out / "photos")
+    print(f"\n== classify {photos} (torch-free runtime, int8)", flush=True)
+    code = cli(["classify", str(bundle), str(photos), "--labels", DEMO_LABELS, "--precision", "int8",
+                "--out", str(out / "predictions.json"), "--format", "megadetector", "--top-k", "3"])
+    return verify or code
+
+
+def _commands() -> set[str]:
+    from .cli import build_parser
+
+    parser = build_parser()
+    for action in parser._subparsers._group_actions:  # argparse keeps subcommands here
+        return set(action.choices)
+    return set()
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", type=Path, default=Path("demo-out"))
+    p.add_argument("--fresh", action="store_true", help="export again even if the bundle exists")
+    args = p.parse_args(argv)
+    return run(args.out, args.fresh)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

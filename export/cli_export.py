@@ -1,0 +1,48 @@
+"""``bioclip-edge export``: an open_clip model -> a verified bundle folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+HELP = "export an open_clip model (hf-hub:, local-dir:, name + --pretrained) to an ONNX bundle"
+DESCRIPTION = """Export both towers of an open_clip model to ONNX (fp32, fp16, int8), with a manifest,
+tokenizer files and parity figures measured against PyTorch. Needs the export extra
+(pip install "bioclip-edge[export]").
+
+examples:
+  bioclip-edge export hf-hub:imageomics/bioclip --out bundles/bioclip --precision fp32,fp16,int8
+  bioclip-edge export local-dir:/data/bioclip-2 --out bundles/bioclip2
+  bioclip-edge export ViT-B-32-quickgelu --pretrained metaclip_400m --out bundles/metaclip-b32
+  bioclip-edge export ViT-B-16 --random --out bundles/random-b16      # architecture only"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.add_argument("model", help="hf-hub:ORG/REPO, local-dir:PATH, an open_clip name (ViT-B-16) or a short name (bioclip)")
+    p.add_argument("--out", required=True, type=Path, help="bundle folder to write")
+    p.add_argument("--pretrained", help="open_clip pretrained tag (openai, metaclip_400m) or a checkpoint file")
+    p.add_argument("--precision", default="fp32,fp16,int8", help="comma list of fp32,fp16,int8 (default: all)")
+    p.add_argument("--calibration", type=Path, help="folder of your own images: adds a static int8 vision variant calibrated on them")
+    p.add_argument("--calibration-images", type=int, default=64, help="at most this many calibration images (default 64)")
+    p.add_argument("--random", action="store_true", help="random weights on purpose (speed and parity work only)")
+    p.add_argument("--allow-random", action="store_true", help="if the weights cannot be fetched, export the architecture with random weights (said plainly in the bundle)")
+    p.add_argument("--seed", type=int, default=0, help="seed for random weights (default 0)")
+    p.add_argument("--resize-mode", choices=("shortest", "squash", "longest"), help="override the model's image resize mode (pybioclip uses squash for TreeOfLife models)")
+    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
+
+
+def run(args: argparse.Namespace) -> int:
+    from .build import ExportConfig, export_bundle, parse_precisions
+    from .sources import ModelRequest
+    from .summary import print_bundle_summary
+
+    request = ModelRequest(spec=args.model, pretrained=args.pretrained, random=args.random,
+                           allow_random=args.allow_random, seed=args.seed, resize_mode=args.resize_mode)
+    cfg = ExportConfig(request=request, out=args.out, precisions=parse_precisions(args.precision),
+                       calibration=args.calibration, calibration_images=args.calibration_images,
+                       opset=args.opset, overwrite=args.overwrite, progress=lambda m: print(f"- {m}", flush=True))
+    manifest = export_bundle(cfg)
+    print_bundle_summary(args.out, manifest)
+    return 0 if all(v.parity is None or v.parity.passed for v in manifest.variants) else 1

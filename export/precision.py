@@ -1,0 +1,183 @@
+"""Derive the fp16 and int8 variants from an fp32 graph.
+
+fp16 here is a *storage* format: weights are stored in fp16 (half the download and disk) and
+cast back to fp32 inside the graph, so inputs, outputs, LayerNorm, Softmax and every matmul stay
+fp32. On CPU onnxruntime this is the fast and safe choice (fp16 arithmetic there is slower than
+fp32, and the stock fp16 converters crashed or produced graphs that crashed onnxruntime CPU in
+trials here); onnxruntime folds the casts at load time. The manifest says storage=fp16, compute=fp32.
+
+int8 uses onnxruntime's quantizer on MatMul only (the usual safe choice; ConvInteger on CPU
+wants uint8): dynamic (weights per-channel int8, activations quantized per batch at run time)
+for both towers, and static QDQ calibrated on the user's own images for the vision tower.
+Linear layers that the exporter wrote as Gemm are rewritten as MatMul + Add first so that they
+are quantized too.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Iterator
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+
+from .onnx_export import OnnxFile, save_model
+
+log = logging.getLogger(__name__)
+
+FP16_MIN_ELEMENTS = 1024  # small tensors (biases, LayerNorm scales) stay fp32: no size to gain
+
+
+@dataclass(frozen=True)
+class QuantSettings:
+    mode: str  # dynamic | static
+    per_channel: bool = True
+    op_types: tuple[str, ...] = ("MatMul",)
+    weight_type: str = "int8"
+    activation_type: str = "uint8"  # static only
+    calibration: dict | None = None  # what static calibration saw: folder, image count, method
+
+    def to_manifest(self) -> dict:
+        out = {"mode": self.mode, "per_channel": self.per_channel, "op_types": list(self.op_types),
+               "weight_type": self.weight_type}
+        if self.mode == "static":
+            out["activation_type"] = self.activation_type
+            out["format"] = "QDQ"
+            out["calibration"] = self.calibration
+        return out
+
+
+def to_fp16_storage(src: Path, dst: Path) -> OnnxFile:
+    """Store large float weights as fp16, each followed by a Cast back to fp32."""
+    model = onnx.load(str(src))
+    graph = model.graph
+    casts = []
+    for init in graph.initializer:
+        if init.data_type != onnx.TensorProto.FLOAT or int(np.prod(init.dims)) < FP16_MIN_ELEMENTS:
+            continue
+        array = numpy_helper.to_array(init)
+        if np.abs(array).max(initial=0) > 65000:  # would overflow fp16: keep fp32
+            continue
+        original = init.name
+        stored = original + "__fp16"
+        init.CopyFrom(numpy_helper.from_array(array.astype(np.float16), stored))
+        casts.append(helper.make_node("Cast", [stored], [original], to=onnx.TensorProto.FLOAT,
+                                      name=f"{original}__to_fp32"))
+    for node in reversed(casts):
+        graph.node.insert(0, node)
+    return save_model(model, dst)
+
+
+def gemm_to_matmul(model: onnx.ModelProto) -> int:
+    """Rewrite Gemm(x, W, b) with constant W as MatMul(x, W') + b so MatMul quantization covers it."""
+    graph = model.graph
+    inits = {i.name: i for i in graph.initializer}
+    new_nodes, rewritten = [], 0
+    for node in graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        ok = (
+            node.op_type == "Gemm" and node.input[1] in inits and attrs.get("transA", 0) == 0
+            and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0
+        )
+        if not ok:
+            new_nodes.append(node)
+            continue
+        w_init = inits[node.input[1]]
+        w = numpy_helper.to_array(w_init)
+        if attrs.get("transB", 0):
+            w = np.ascontiguousarray(w.T)
+        w_name = node.input[1] + "__matmul"
+        graph.initializer.append(numpy_helper.from_array(w, w_name))
+        has_bias = len(node.input) > 2 and node.input[2]
+        mm_out = node.output[0] + "__mm" if has_bias else node.output[0]
+        new_nodes.append(helper.make_node("MatMul", [node.input[0], w_name], [mm_out], name=node.name + "_matmul"))
+        if has_bias:
+            new_nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]], name=node.name + "_bias"))
+        rewritten += 1
+    del graph.node[:]
+    graph.node.extend(new_nodes)
+    used = {i for n in graph.node for i in n.input}
+    keep = [i for i in graph.initializer if i.name in used]
+    del graph.initializer[:]
+    graph.initializer.extend(keep)
+    return rewritten
+
+
+def _prepared(src: Path, workdir: Path) -> Path:
+    """fp32 graph with Gemm rewritten and shapes inferred: the quantizer's input."""
+    model = onnx.load(str(src))
+    n = gemm_to_matmul(model)
+    if n:
+        log.info("rewrote %d Gemm nodes as MatMul+Add before quantization", n)
+    path = workdir / "prepared.onnx"
+    save_model(model, path, external=model.ByteSize() > 1_800_000_000)
+    return path
+
+
+def quantize_dynamic_int8(src: Path, dst: Path, settings: QuantSettings = QuantSettings("dynamic")) -> OnnxFile:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        prepared = _prepared(src, Path(tmp))
+        quantize_dynamic(
+            str(prepared), str(dst),
+            op_types_to_quantize=list(settings.op_types),
+            per_channel=settings.per_channel,
+            weight_type=QuantType.QInt8,
+            use_external_data_format=_needs_external(prepared),
+            extra_options={"MatMulConstBOnly": True},
+        )
+    return _as_file(dst)
+
+
+def quantize_static_int8(
+    src: Path, dst: Path, batches: Iterable[np.ndarray], input_name: str, settings: QuantSettings
+) -> OnnxFile:
+    """Static QDQ int8 calibrated on ``batches`` of preprocessed pixels (the user's own images)."""
+    from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    class Reader(CalibrationDataReader):
+        def __init__(self, items: Iterator[np.ndarray]):
+            self.items = iter(items)
+
+        def get_next(self):
+            batch = next(self.items, None)
+            return None if batch is None else {input_name: batch}
+
+    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+        prepared = _prepared(src, Path(tmp))
+        quantize_static(
+            str(prepared), str(dst), Reader(iter(batches)),
+            quant_format=QuantFormat.QDQ,
+            op_types_to_quantize=list(settings.op_types),
+            per_channel=settings.per_channel,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+            use_external_data_format=_needs_external(prepared),
+            extra_options={"MatMulConstBOnly": True},
+        )
+    return _as_file(dst)
+
+
+def _needs_external(path: Path) -> bool:
+    return path.with_name(path.name + ".data").exists() or path.stat().st_size > 1_800_000_000
+
+
+def _as_file(path: Path) -> OnnxFile:
+    """Normalise what the quantizer wrote: a single graph, or graph + exactly one data file."""
+    model = onnx.load(str(path), load_external_data=False)
+    locations = {
+        e.value for i in model.graph.initializer if i.data_location == onnx.TensorProto.EXTERNAL
+        for e in i.external_data if e.key == "location"
+    }
+    if not locations:
+        return OnnxFile(path, None)
+    full = onnx.load(str(path))
+    for loc in locations:
+        (path.parent / loc).unlink(missing_ok=True)
+    return save_model(full, path, external=True)

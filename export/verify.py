@@ -1,0 +1,63 @@
+"""Re-measure a bundle's parity from its stored reference, without torch."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..runtime.bundle import Bundle, BundleError
+from ..runtime.manifest import Parity, Variant
+from .parity import Reference, measure, run_variant
+from .summary import parity_table
+
+
+@dataclass(frozen=True)
+class VerifyReport:
+    bundle: Path
+    variants: tuple[Variant, ...]  # with freshly measured parity
+    random_weights: bool
+    drift: tuple[str, ...]  # variants whose figures moved from what the manifest recorded
+
+    @property
+    def passed(self) -> bool:
+        return all(v.parity is not None and v.parity.passed for v in self.variants)
+
+    def text(self) -> str:
+        head = f"verify {self.bundle}: " + ("all variants within their parity bounds" if self.passed
+                                             else "SOME VARIANTS ARE BELOW THEIR PARITY BOUND")
+        lines = [head]
+        if self.random_weights:
+            lines.append("note: this bundle has RANDOM weights; parity is still meaningful, predictions are not")
+        lines += ["", parity_table(self.variants)]
+        for name in self.drift:
+            lines.append(f"note: {name} differs from the figures recorded at export (onnxruntime version or CPU?)")
+        return "\n".join(lines)
+
+    def to_json(self) -> str:
+        return json.dumps({"bundle": str(self.bundle), "passed": self.passed,
+                           "variants": {v.name: dataclasses.asdict(v.parity) for v in self.variants if v.parity}},
+                          indent=2) + "\n"
+
+
+def verify_bundle(folder: Path) -> VerifyReport:
+    bundle = Bundle.open(folder, verify_checksums=True)
+    rel = bundle.manifest.parity_reference
+    if not rel:
+        raise BundleError(f"{folder}: the manifest names no parity reference; re-export the bundle to verify it")
+    path = bundle.path(rel)
+    if not path.is_file():
+        raise BundleError(f"{path}: parity reference named in the manifest is missing; re-export the bundle")
+    ref = Reference.load(path)
+    measured, drift = [], []
+    for v in bundle.manifest.variants:
+        parity = measure(v, run_variant(bundle.path(v.file), v, ref), ref)
+        if v.parity is not None and _moved(v.parity, parity):
+            drift.append(v.name)
+        measured.append(dataclasses.replace(v, parity=parity))
+    return VerifyReport(Path(folder), tuple(measured), bundle.random_weights, tuple(drift))
+
+
+def _moved(old: Parity, new: Parity) -> bool:
+    return abs(old.cosine_min - new.cosine_min) > 1e-4 or old.passed != new.passed

@@ -1,0 +1,78 @@
+"""Shared fixtures: tiny open_clip models in the hub layout, and bundles exported from them.
+
+Tiny configs keep the suite fast on two cores while running the real export path (dynamo
+export, fp16, int8 dynamic and static, parity, tokenizer files).
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+TINY_VIT_CFG = {
+    "embed_dim": 32,
+    "vision_cfg": {"image_size": 224, "layers": 2, "width": 64, "head_width": 32, "patch_size": 32},
+    "text_cfg": {"context_length": 77, "vocab_size": 49408, "width": 64, "heads": 2, "layers": 2},
+}
+OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
+OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true", help="run tests marked slow (real-size ViT-L/H exports)")
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (or make test-slow)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
+
+
+def write_model_dir(folder: Path, model_cfg: dict, preprocess_cfg: dict | None = None, seed: int = 0) -> Path:
+    """A local-dir model in the hub layout: open_clip_config.json + open_clip_model.safetensors."""
+    import open_clip
+    import torch
+    from safetensors.torch import save_file
+
+    folder.mkdir(parents=True, exist_ok=True)
+    pre = preprocess_cfg or {"mean": OPENAI_MEAN, "std": OPENAI_STD, "interpolation": "bicubic", "resize_mode": "shortest"}
+    (folder / "open_clip_config.json").write_text(json.dumps({"model_cfg": model_cfg, "preprocess_cfg": pre}))
+    torch.manual_seed(seed)
+    model = open_clip.create_model(f"local-dir:{folder}")
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(state, str(folder / "open_clip_model.safetensors"))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def photo_dir(tmp_path_factory) -> Path:
+    """Real photos (scikit-image samples) as JPEG files, for calibration and classification."""
+    import skimage.data
+    from PIL import Image
+
+    folder = tmp_path_factory.mktemp("photos")
+    for name in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel"):
+        Image.fromarray(getattr(skimage.data, name)()).convert("RGB").save(folder / f"{name}.jpg", quality=92)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_model_dir(tmp_path_factory) -> Path:
+    return write_model_dir(tmp_path_factory.mktemp("tiny-vit"), TINY_VIT_CFG)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, tiny_model_dir, photo_dir) -> Path:
+    """A bundle of the tiny ViT with fp32, fp16, int8 (dynamic) and int8-static variants. Read-only."""
+    from bioclip_edge.export.build import ExportConfig, export_bundle
+    from bioclip_edge.export.sources import ModelRequest
+
+    out = tmp_path_factory.mktemp("bundles") / "tiny"
+    export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out,
+                               calibration=photo_dir, parity_images=6))
+    return out
