@@ -101,9 +101,7 @@ def _calibration_files(folder: Path) -> list[Path]:
 def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> Manifest:
     started = time.perf_counter()
     say(f"loading {cfg.request.spec}")
-    loaded = load_model(cfg.request)
-    if loaded.source.random_weights:
-        say(loaded.source.note)
+    loaded = load_model(cfg.request)  # logs a warning when the weights are random
     text_cfg = dict(loaded.model_cfg.get("text_cfg", {}))
     context = int(getattr(getattr(loaded.model, "text", loaded.model), "context_length", text_cfg.get("context_length", 77)))
     text_cfg.setdefault("context_length", context)

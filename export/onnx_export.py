@@ -87,7 +87,7 @@ def _single_data_file(path: Path) -> Path:
 def save_model(model: onnx.ModelProto, path: Path, external: bool | None = None) -> OnnxFile:
     """Save a model in one file, or graph + one ``.data`` file when it is too large for protobuf."""
     if external is None:
-        external = model.ByteSize() > EXTERNAL_DATA_THRESHOLD if _all_inline(model) else True
+        external = weight_bytes(model) > EXTERNAL_DATA_THRESHOLD or not _all_inline(model)
     data_name = path.name + ".data"
     if external:
         (path.parent / data_name).unlink(missing_ok=True)
@@ -96,6 +96,17 @@ def save_model(model: onnx.ModelProto, path: Path, external: bool | None = None)
         return OnnxFile(path, path.with_name(data_name))
     onnx.save_model(model, str(path))
     return OnnxFile(path, None)
+
+
+def weight_bytes(model: onnx.ModelProto) -> int:
+    """Bytes held in initializers (``ModelProto.ByteSize`` itself fails past protobuf's 2 GiB)."""
+    total = 0
+    for init in model.graph.initializer:
+        n = 1
+        for d in init.dims:
+            n *= d
+        total += n * onnx.helper.tensor_dtype_to_np_dtype(init.data_type).itemsize
+    return total
 
 
 def _all_inline(model: onnx.ModelProto) -> bool:

@@ -114,7 +114,7 @@ def _prepared(src: Path, workdir: Path) -> Path:
     if n:
         log.info("rewrote %d Gemm nodes as MatMul+Add before quantization", n)
     path = workdir / "prepared.onnx"
-    save_model(model, path, external=model.ByteSize() > 1_800_000_000)
+    save_model(model, path)
     return path
 
 

@@ -1,0 +1,50 @@
+"""``make bench``: run every benchmark script and collect their results in one folder.
+
+Each benchmark is a script that takes ``--out PATH`` and writes JSON (and Markdown where it has a
+table). Speed targets live here, measured side by side in one run, never in unit tests: timings on
+shared machines drift 2-3x between runs, so every figure that matters is a ratio within one run.
+A failing benchmark is recorded as a failure row, not dropped.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+BENCHMARKS = (
+    ("profile", "bench_profile.py"),  # FLOPs, throughput per target, ViT-B/16 sizing report
+    ("labels", "bench_labels.py"),  # trimmed-context label build vs open_clip, 867k x 768 fp16 scoring
+)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__)
+    p.add_argument("--out", type=Path, default=Path("bench-out"))
+    p.add_argument("--only", nargs="*", help="run only these benchmarks (names: %s)" % ", ".join(n for n, _ in BENCHMARKS))
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {}
+    for name, script in BENCHMARKS:
+        if args.only and name not in args.only:
+            continue
+        path = HERE / script
+        if not path.exists():
+            summary[name] = {"status": "missing", "script": script}
+            continue
+        started = time.perf_counter()
+        print(f"== {name}: {script}", flush=True)
+        proc = subprocess.run([sys.executable, str(path), "--out", str(args.out / name)])
+        summary[name] = {"status": "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})",
+                         "seconds": round(time.perf_counter() - started, 1), "results": str(args.out / name)}
+    (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
+    print(json.dumps(summary, indent=2))
+    return 0 if all(v["status"] == "ok" for v in summary.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
