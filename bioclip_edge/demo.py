@@ -45,9 +45,28 @@ def run(out: Path, fresh: bool) -> int:
         return verify
     photos = write_photos(out / "photos")
     print(f"\n== classify {photos} (torch-free runtime, int8)", flush=True)
+    predictions = out / "predictions.json"
     code = cli(["classify", str(bundle), str(photos), "--labels", DEMO_LABELS, "--precision", "int8",
-                "--out", str(out / "predictions.json"), "--format", "megadetector", "--top-k", "3"])
+                "--out", str(predictions), "--format", "megadetector", "--top-k", "3", "--relative-paths"])
+    if predictions.exists():
+        print_predictions(predictions)
     return verify or code
+
+
+def print_predictions(path: Path) -> None:
+    """The top labels per photo, read back from the MegaDetector-format file Timelapse would load."""
+    import json
+
+    data = json.loads(path.read_text(encoding="utf-8"))
+    names = data.get("classification_categories", {})
+    print(f"\n{path} (MegaDetector batch format {data['info'].get('format_version')}):")
+    for image in data["images"]:
+        if "failure" in image:
+            print(f"  {image['file']}: FAILED {image['failure']}")
+            continue
+        ranked = [c for d in image.get("detections", []) for c in d.get("classifications", [])]
+        shown = ", ".join(f"{names.get(cat, cat)} {conf:.2f}" for cat, conf in ranked[:3])
+        print(f"  {image['file']}: {shown}")
 
 
 def _commands() -> set[str]:

@@ -67,6 +67,7 @@ def export_bundle(cfg: ExportConfig) -> Manifest:
     work.mkdir(parents=True)
     try:
         manifest = _export_into(cfg, work, say)
+        _readable(work)
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)
@@ -74,6 +75,16 @@ def export_bundle(cfg: ExportConfig) -> Manifest:
         shutil.rmtree(work, ignore_errors=True)
         raise
     return manifest
+
+
+def _readable(folder: Path) -> None:
+    """Bundles are shared between users: the quantizer writes some files 0600; give them umask defaults."""
+    import os
+
+    mask = os.umask(0)
+    os.umask(mask)
+    for path in folder.rglob("*"):
+        path.chmod((0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def _check_config(cfg: ExportConfig) -> None:

@@ -118,6 +118,16 @@ def _prepared(src: Path, workdir: Path) -> Path:
     return path
 
 
+class _NoPreprocessNag(logging.Filter):
+    """onnxruntime's quantizer logs advice to run its pre-processing on every call; we rewrite Gemm ourselves."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "pre-processing before quantization" not in record.getMessage()
+
+
+logging.getLogger().addFilter(_NoPreprocessNag())
+
+
 def quantize_dynamic_int8(src: Path, dst: Path, settings: QuantSettings = QuantSettings("dynamic")) -> OnnxFile:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 

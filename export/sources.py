@@ -175,7 +175,10 @@ def _from_remote(spec: str, tag: str | None, req: ModelRequest) -> LoadedModel:
     try:
         model = _create(spec, tag, req)
     except Exception as exc:
-        reason = f"could not fetch {what}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
+        if os.environ.get("HF_HUB_OFFLINE") == "1" and not hub_reachable():
+            reason = f"the model hub cannot be reached and {what} is not in the local cache"
+        else:
+            reason = f"could not fetch {what}: {type(exc).__name__}: {str(exc).splitlines()[0][:200]}"
         if not req.allow_random:
             raise SourceError(
                 f"{reason}. Check the network or the name, copy the files and use local-dir:PATH, "

@@ -1,0 +1,237 @@
+"""The machine's sustained matrix-multiply rate, measured in the same run as the targets.
+
+Efficiency (a model's effective GFLOP/s over this peak) is the figure that transfers between
+machines; absolute speeds drift 2-3x between runs on shared hardware, so the peak is never read
+from a table: ``peak_probes`` gives kernels that the benchmark times in every round beside its
+targets (same neighbours, same load), and ``measure_peaks`` times them on their own. The kernel
+is one matmul the shape of a ViT-B MLP layer ([1024 x 768] @ [768 x 3072], 4.8 GFLOPs):
+
+* ``numpy-fp32``: numpy's BLAS with its own thread count (a reference any machine has);
+* ``fp32`` / ``int8``: the same product as an ONNX graph in onnxruntime at a given thread count,
+  int8 quantized exactly as the bundle's dynamic int8 variant is (onnxruntime quantize_dynamic);
+* ``bf16``: OpenVINO on the fp32 graph with a bf16 inference hint, where the CPU has bf16/AMX.
+
+Each result is a dict row; a kernel that cannot run here is a row with ``error``, not a crash.
+"""
+
+from __future__ import annotations
+
+import logging
+import statistics
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Callable
+
+SHAPE = (1024, 768, 3072)  # M, K, N: 1024 tokens through a ViT-B MLP layer
+
+
+@dataclass(frozen=True)
+class Peak:
+    kind: str  # numpy-fp32 | fp32 | int8 | bf16
+    backend: str  # numpy | onnxruntime | openvino
+    threads: int | None  # None: the library's default
+    gflops: float | None  # sustained GFLOP/s (25th-percentile call time over about half a second)
+    calls: int = 0
+    error: str | None = None
+
+    def row(self) -> dict:
+        return asdict(self)
+
+
+def time_calls(fn: Callable[[], object], seconds: float = 0.5, warmup: int = 2, min_calls: int = 3) -> list[float]:
+    """Per-call wall times after warm-up, for at least ``seconds`` and ``min_calls`` calls."""
+    for _ in range(warmup):
+        fn()
+    times: list[float] = []
+    start = time.perf_counter()
+    while len(times) < min_calls or time.perf_counter() - start < seconds:
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def _rate(times: list[float], flops: float) -> float:
+    """GFLOP/s at the 25th percentile call time: other processes on a shared machine only ever
+    slow a call down, so the faster calls are the better estimate of what the hardware sustains."""
+    quick = statistics.quantiles(times, n=4)[0] if len(times) >= 4 else min(times)
+    return round(flops / quick / 1e9, 1)
+
+
+def _flops(shape=SHAPE) -> int:
+    m, k, n = shape
+    return 2 * m * k * n
+
+
+def numpy_peak(seconds: float = 0.5, shape=SHAPE) -> Peak:
+    import numpy as np
+
+    m, k, n = shape
+    rng = np.random.default_rng(0)
+    a = rng.standard_normal((m, k), dtype=np.float32)
+    b = rng.standard_normal((k, n), dtype=np.float32)
+    times = time_calls(lambda: a @ b, seconds)
+    return Peak("numpy-fp32", "numpy", None, _rate(times, _flops(shape)), len(times))
+
+
+def matmul_graph(folder: Path, shape=SHAPE) -> Path:
+    """An ONNX graph x[M,K] @ W[K,N] with W an initializer, as the bundle's linear layers are."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    m, k, n = shape
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((k, n), dtype=np.float32) * 0.02, "W")
+    graph = helper.make_graph(
+        [helper.make_node("MatMul", ["x", "W"], ["y"])], "peak",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [w])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = folder / "peak.fp32.onnx"
+    onnx.save(model, str(path))
+    return path
+
+
+def int8_graph(fp32: Path) -> Path:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    out = fp32.with_name("peak.int8.onnx")
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)  # the quantizer logs advice about pre-processing to the root logger
+    try:
+        quantize_dynamic(str(fp32), str(out), weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul"],
+                         per_channel=True)
+    finally:
+        root.setLevel(level)
+    return out
+
+
+def ort_call(graph: Path, threads: int, shape=SHAPE) -> Callable[[], object]:
+    import numpy as np
+
+    from ..runtime.session import SessionOptions, make_session
+
+    session = make_session(graph, SessionOptions(intra_op_threads=threads))
+    x = np.random.default_rng(1).standard_normal(shape[:2], dtype=np.float32)
+    return lambda: session.run(None, {"x": x})
+
+
+def openvino_call(graph: Path, threads: int, precision: str = "bf16", shape=SHAPE) -> Callable[[], object]:
+    import numpy as np
+    import openvino as ov
+
+    core = ov.Core()
+    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+        raise RuntimeError("this CPU has no bf16 support in OpenVINO")
+    compiled = core.compile_model(core.read_model(str(graph)), "CPU", {
+        "INFERENCE_NUM_THREADS": int(threads), "INFERENCE_PRECISION_HINT": "bf16" if precision == "bf16" else "f32"})
+    request = compiled.create_infer_request()
+    x = np.random.default_rng(1).standard_normal(shape[:2], dtype=np.float32)
+    return lambda: request.infer({0: x})
+
+
+def ort_peak(graph: Path, kind: str, threads: int, seconds: float = 0.5, shape=SHAPE) -> Peak:
+    times = time_calls(ort_call(graph, threads, shape), seconds)
+    return Peak(kind, "onnxruntime", threads, _rate(times, _flops(shape)), len(times))
+
+
+def openvino_peak(graph: Path, threads: int, precision: str = "bf16", seconds: float = 0.5, shape=SHAPE) -> Peak:
+    times = time_calls(openvino_call(graph, threads, precision, shape), seconds)
+    return Peak(precision, "openvino", threads, _rate(times, _flops(shape)), len(times))
+
+
+def peak_probes(threads: tuple[int, ...], kinds: tuple[str, ...], folder: Path,
+                shape=SHAPE) -> tuple[list[tuple[Callable[[], object], dict]], list[Peak]]:
+    """Matmul kernels to time *inside* the targets' round-robin, so peak and targets share the
+    same neighbours' load (a peak measured in a quiet moment makes every efficiency look low).
+
+    Returns (callable, row) pairs for the bench loop and error Peaks for kernels that cannot run.
+    """
+    probes: list[tuple[Callable[[], object], dict]] = []
+    errors: list[Peak] = []
+    try:
+        fp32 = matmul_graph(folder, shape)
+    except ImportError:
+        return [], [Peak(k, "onnxruntime", t, None, error="needs the onnx package to build the test graph")
+                    for k in kinds for t in threads]
+    graphs: dict[str, Path | str] = {"fp32": fp32}
+    if "int8" in kinds:
+        try:
+            graphs["int8"] = int8_graph(fp32)
+        except Exception as exc:  # quantizer missing or failing: an error row per thread count
+            graphs["int8"] = f"{type(exc).__name__}: {exc}"
+    for t in threads:
+        for kind in kinds:
+            backend = "openvino" if kind == "bf16" else "onnxruntime"
+            try:
+                if kind == "bf16":
+                    fn = openvino_call(fp32, t, "bf16", shape)
+                elif isinstance(graphs.get(kind), Path):
+                    fn = ort_call(graphs[kind], t, shape)
+                else:
+                    raise RuntimeError(str(graphs.get(kind, f"unknown arithmetic {kind!r}")))
+            except Exception as exc:  # a kernel this machine or install cannot run
+                errors.append(Peak(kind, backend, t, None, error=f"{type(exc).__name__}: {str(exc)[:200]}"))
+                continue
+            probes.append((fn, {"target": f"peak:{kind}@{t}", "kind": kind, "backend": backend, "threads": t,
+                                "flops": _flops(shape), "status": "ok", "batch": 1}))
+    return probes, errors
+
+
+def probe_peak(row: dict) -> Peak:
+    """The Peak a timed probe row stands for (median call time, as for the targets)."""
+    lat = row.get("latencies_ms") or []
+    if row.get("status") != "ok" or not lat:
+        return Peak(row["kind"], row["backend"], row["threads"], None, error=row.get("error") or "not timed")
+    return Peak(row["kind"], row["backend"], row["threads"],
+                round(row["flops"] / (statistics.median(lat) / 1000) / 1e9, 1), len(lat))
+
+
+def _guard(kind: str, backend: str, threads: int | None, fn: Callable[[], Peak]) -> Peak:
+    try:
+        return fn()
+    except Exception as exc:  # a missing library or kernel is a row, not a crash
+        return Peak(kind, backend, threads, None, error=f"{type(exc).__name__}: {str(exc).splitlines()[0][:200] if str(exc) else ''}")
+
+
+def measure_peaks(threads: tuple[int, ...], kinds: tuple[str, ...] = ("fp32", "int8"), seconds: float = 0.5,
+                  shape=SHAPE) -> list[Peak]:
+    """numpy-fp32 once, then each kind at each thread count. bf16 runs only when asked for."""
+    peaks = [_guard("numpy-fp32", "numpy", None, lambda: numpy_peak(seconds, shape))]
+    with tempfile.TemporaryDirectory(prefix="bioclip-edge-peak-") as tmp:
+        try:
+            fp32 = matmul_graph(Path(tmp), shape)
+        except ImportError:
+            return peaks + [Peak(k, "onnxruntime", t, None, error="needs the onnx package to build the test graph")
+                            for k in kinds for t in threads]
+        graphs: dict[str, Path] = {"fp32": fp32}
+        if "int8" in kinds:
+            try:
+                graphs["int8"] = int8_graph(fp32)
+            except Exception as exc:  # quantizer missing or failing: reported per thread count below
+                graphs["int8-error"] = Path(f"{type(exc).__name__}: {exc}")
+        for t in threads:
+            for kind in kinds:
+                if kind == "bf16":
+                    peaks.append(_guard("bf16", "openvino", t, lambda: openvino_peak(fp32, t, "bf16", seconds, shape)))
+                elif kind in graphs:
+                    peaks.append(_guard(kind, "onnxruntime", t, lambda: ort_peak(graphs[kind], kind, t, seconds, shape)))
+                else:
+                    peaks.append(Peak(kind, "onnxruntime", t, None, error=str(graphs.get(f"{kind}-error", "unknown kind"))))
+    return peaks
+
+
+def numpy_peak_guarded(seconds: float = 0.5) -> Peak:
+    """numpy's fp32 matmul rate (its BLAS, its own threads): a reference row, never a crash."""
+    return _guard("numpy-fp32", "numpy", None, lambda: numpy_peak(seconds))
+
+
+def peak_for(peaks: list[Peak], kind: str, threads: int) -> Peak | None:
+    """The measured peak of ``kind`` at ``threads`` (None when not measured or failed)."""
+    for p in peaks:
+        if p.kind == kind and p.threads == threads and p.gflops:
+            return p
+    return None

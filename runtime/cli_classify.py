@@ -1,0 +1,138 @@
+"""``bioclip-edge classify``: label folders of camera-trap images with a bundle, no torch.
+
+Standard library only at module level (``--help`` stays fast); the runtime loads in ``run``.
+Exit codes: 0 every image classified, 1 the run finished but some images failed (the summary
+says how many; each has a failure reason in the output), 2 a bad bundle, label file or option
+(nothing was done), 130 interrupted (finished results are in the checkpoint: use --resume).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+HELP = "classify images (files, folders, lists) against labels; MegaDetector JSON, CSV or JSONL out"
+DESCRIPTION = (
+    "Classify camera-trap images with a bundle and a label set. Whole images by default; with "
+    "--detections, each MegaDetector box above --detection-threshold. Results are checkpointed as "
+    "they come; --resume continues an interrupted run."
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("bundle", metavar="BUNDLE", help="bundle folder written by 'bioclip-edge export'")
+    parser.add_argument("inputs", metavar="INPUTS", nargs="+",
+                        help="image files, folders (recursive) or .txt files listing paths; with --detections: the folder "
+                             "the MegaDetector file's relative paths start from")
+    parser.add_argument("--labels", required=True, metavar="LABELS",
+                        help='label matrix (.npz from "bioclip-edge labels build"), a text file with one label per line, '
+                             'or "lion,leopard,empty savanna"')
+    parser.add_argument("--out", default=None, help="output file (default: predictions.json, .csv or .jsonl by --format)")
+    parser.add_argument("--format", choices=("megadetector", "csv", "jsonl"), default=None,
+                        help="output format (default: from --out's suffix; MegaDetector JSON otherwise)")
+    parser.add_argument("--top-k", type=int, default=5, help="labels kept per image or box (default 5)")
+    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="vision variant (default fp32)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default 16)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="image-decoding threads working alongside the model (default: min(4, CPUs); 0: decode inline)")
+    parser.add_argument("--model-threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    parser.add_argument("--providers", default="cpu", help="onnxruntime providers in order, e.g. cuda,cpu (default cpu)")
+    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    parser.add_argument("--relative-paths", action="store_true", help="write paths relative to the input folder")
+    parser.add_argument("--detections", metavar="MD_JSON", default=None, help="MegaDetector output: classify its boxes")
+    parser.add_argument("--detection-threshold", type=float, default=0.2, help="classify boxes with conf >= this (default 0.2)")
+    parser.add_argument("--detection-categories", default="animal",
+                        help='detection category names to classify, comma-separated, or "all" (default animal)')
+    parser.add_argument("--max-pixels", type=int, default=None, help="refuse images with more pixels (decompression-bomb guard; default 100 MP)")
+    parser.add_argument("--recipe", default="plain", help="text recipe for labels given as text (default plain)")
+    parser.add_argument("--label-cache", default=None, metavar="DIR", help="where text labels' embeddings are cached")
+    parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="checkpoint every N images (default 500)")
+    parser.add_argument("--checkpoint-seconds", type=float, default=60.0, help="... or every this many seconds (default 60)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def run(args: argparse.Namespace) -> int:
+    import hashlib
+    from pathlib import Path
+
+    from ..cli import CommandError
+    from .classifier import ClassifyOptions, Classifier
+    from .detections import read_detections
+    from .images import DEFAULT_MAX_PIXELS, DecodeOptions
+    from .inputs import discover
+    from .jobs import JobConfig, run_job
+    from .outputs import format_for, write_results
+    from .session import SessionOptions
+
+    _check_numbers(args, CommandError)
+    fmt = format_for(args.out or "", args.format)
+    out = Path(args.out or {"megadetector": "predictions.json", "csv": "predictions.csv", "jsonl": "predictions.jsonl"}[fmt])
+    detections = read_detections(args.detections) if args.detections else None
+    if detections is not None and len(args.inputs) != 1:
+        raise CommandError("with --detections, give exactly one INPUT: the folder the MegaDetector file's paths are relative to")
+    if detections is not None and not Path(args.inputs[0]).is_dir():
+        raise CommandError(f"{args.inputs[0]}: not a folder; with --detections, INPUT is the folder the MegaDetector file's paths start from")
+    options = ClassifyOptions(
+        precision=args.precision,
+        top_k=args.top_k,
+        batch_size=args.batch_size,
+        threads=args.threads,
+        decode=DecodeOptions(max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS),
+        session=SessionOptions(providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
+                               intra_op_threads=args.model_threads),
+        recipe=args.recipe,
+        label_cache_dir=args.label_cache,
+    )
+    items = discover(args.inputs, relative=args.relative_paths) if detections is None else []  # a mistyped input stops here
+    clf = Classifier(args.bundle, args.labels, options)  # bundle and labels are checked here, before any image
+    if clf.bundle.random_weights:
+        print(f"WARNING: {args.bundle} holds RANDOM weights ({clf.bundle.manifest.model.source.note or 'no trained checkpoint'}); "
+              "its predictions mean nothing. Use it for testing only.", file=sys.stderr)
+    meta = clf.describe()
+    fingerprint = {
+        "model": meta["model"],
+        "variant_sha256": clf.embedder.variant.sha256,
+        "labels_sha256": hashlib.sha256("\n".join(clf.names).encode("utf-8")).hexdigest(),
+        "top_k": clf.top_k,
+        "mode": "detections" if detections is not None else "whole-image",
+        "detection_threshold": args.detection_threshold if detections is not None else None,
+        "relative_paths": bool(args.relative_paths),
+    }
+    if detections is None:
+        order = [item.filepath for item in items]
+
+        def produce(skip):
+            return clf.iter_items(item for item in items if item.filepath not in skip)
+    else:
+        categories = None if args.detection_categories.strip().lower() == "all" else tuple(
+            c.strip() for c in args.detection_categories.split(",") if c.strip())
+        order = [entry["file"] for entry in detections.images]
+
+        def produce(skip):
+            return clf.iter_detections(detections, args.inputs[0], args.detection_threshold, categories, skip)
+
+    descriptions = clf.category_descriptions()
+
+    def write(path, records):
+        return write_results(path, records, fmt, meta, clf.names, detections.data if detections else None, descriptions)
+
+    config = JobConfig(out=out, resume=args.resume, checkpoint_images=args.checkpoint_every,
+                       checkpoint_seconds=args.checkpoint_seconds, progress=False if args.no_progress else None)
+    summary = run_job(produce, write, fingerprint, config, total=len(order), order=order)
+    print(summary.line("classified" if detections is None else "processed"))
+    if clf.bundle.random_weights:
+        print("WARNING: random-weight bundle: the labels above are not predictions of a trained model.", file=sys.stderr)
+    return 1 if summary.failed else 0
+
+
+def _check_numbers(args: argparse.Namespace, error: type) -> None:
+    if args.top_k < 1:
+        raise error(f"--top-k must be at least 1 (got {args.top_k})")
+    if args.batch_size < 1:
+        raise error(f"--batch-size must be at least 1 (got {args.batch_size})")
+    if args.threads is not None and args.threads < 0:
+        raise error(f"--threads must be 0 or more (got {args.threads})")
+    if not 0.0 <= args.detection_threshold <= 1.0:
+        raise error(f"--detection-threshold must be between 0 and 1 (got {args.detection_threshold})")
+    if args.max_pixels is not None and args.max_pixels < 1:
+        raise error(f"--max-pixels must be positive (got {args.max_pixels})")
