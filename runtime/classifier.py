@@ -173,6 +173,7 @@ class Classifier:
             "architecture": model.architecture,
             "variant": self.embedder.variant.name,
             "precision": self.embedder.variant.precision,
+            "backend": self.embedder.backend,
             "labels": len(self.names),
             "top_k": self.top_k,
             "random_weights": bool(model.source.random_weights),

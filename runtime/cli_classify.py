@@ -36,6 +36,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="image-decoding threads working alongside the model (default: min(4, CPUs); 0: decode inline)")
     parser.add_argument("--model-threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "openvino", "openvino-f32"),
+                        help="inference backend (default auto: OpenVINO bf16 where the CPU has AMX/AVX-512 BF16 and "
+                             "OpenVINO is installed, else onnxruntime); openvino-f32 is OpenVINO in exact fp32")
     parser.add_argument("--providers", default="cpu", help="onnxruntime providers in order, e.g. cuda,cpu (default cpu)")
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     parser.add_argument("--relative-paths", action="store_true", help="write paths relative to the input folder")
@@ -79,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
         threads=args.threads,
         decode=DecodeOptions(max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS),
         session=SessionOptions(providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
-                               intra_op_threads=args.model_threads),
+                               intra_op_threads=args.model_threads, backend=args.backend),
         recipe=args.recipe,
         label_cache_dir=args.label_cache,
     )
@@ -89,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"WARNING: {args.bundle} holds RANDOM weights ({clf.bundle.manifest.model.source.note or 'no trained checkpoint'}); "
               "its predictions mean nothing. Use it for testing only.", file=sys.stderr)
     meta = clf.describe()
+    print(f"{meta['model']} ({meta['architecture']}): {meta['variant']} on {meta['backend']}; {len(clf.names)} labels",
+          file=sys.stderr)
     fingerprint = {
         "model": meta["model"],
         "variant_sha256": clf.embedder.variant.sha256,

@@ -24,6 +24,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default 16)")
     parser.add_argument("--threads", type=int, default=None, help="image-decoding threads (default: min(4, CPUs); 0: inline)")
     parser.add_argument("--model-threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "openvino", "openvino-f32"),
+                        help="inference backend (default auto: OpenVINO bf16 where the CPU has AMX/AVX-512 BF16 and "
+                             "OpenVINO is installed, else onnxruntime); openvino-f32 is OpenVINO in exact fp32")
     parser.add_argument("--providers", default="cpu", help="onnxruntime providers in order (default cpu)")
     parser.add_argument("--relative-paths", action="store_true", help="write paths relative to the input folder")
     parser.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb guard (default 100 MP)")
@@ -58,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("--batch-size must be at least 1 and --threads 0 or more")
     items = discover(args.inputs, relative=args.relative_paths)
     bundle = Bundle.open(args.bundle)
-    session = SessionOptions(providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()), intra_op_threads=args.model_threads)
+    session = SessionOptions(providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()), intra_op_threads=args.model_threads, backend=args.backend)
     embedder = ImageEmbedder(bundle, args.precision, EmbedOptions(args.batch_size, session))
     if bundle.random_weights:
         print(f"WARNING: {args.bundle} holds RANDOM weights; these embeddings mean nothing. Use them for testing only.", file=sys.stderr)
@@ -88,6 +91,7 @@ def run(args: argparse.Namespace) -> int:
         "model": model.id,
         "architecture": model.architecture,
         "variant": embedder.variant.name,
+        "backend": embedder.backend,
         "dim": int(embedder.dim),
         "dtype": args.dtype,
         "normalised": True,

@@ -37,6 +37,7 @@ class ImageEmbedder:
         self.transform = ImageTransform.from_manifest(bundle.manifest.preprocess)
         self.dim = bundle.manifest.model.embed_dim
         self._session = make_session(bundle.path(self.variant.file), options.session)
+        self.backend = self._session.get_providers()[0]  # what actually runs, e.g. "OpenVINO CPU (bfloat16)"
         first = self._session.get_inputs()[0]
         self._input_name = self.variant.input_name or first.name
         self._input_dtype = np.float16 if first.type == "tensor(float16)" else np.float32

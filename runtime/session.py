@@ -31,6 +31,7 @@ class SessionOptions:
     intra_op_threads: int | None = None  # None: onnxruntime's default (all physical cores)
     inter_op_threads: int | None = 1
     optimization: str = "all"  # disable | basic | extended | all
+    backend: str = "onnxruntime"  # onnxruntime | openvino | openvino-f32 | auto (see backends.py)
 
 
 def resolve_providers(requested: Sequence[str]) -> list[str]:
@@ -53,7 +54,16 @@ def resolve_providers(requested: Sequence[str]) -> list[str]:
 
 
 def make_session(model_path: str | os.PathLike, options: SessionOptions = SessionOptions()):
-    """Create an ``onnxruntime.InferenceSession`` for one ONNX file (external data beside it)."""
+    """A session for one ONNX file (external data beside it): onnxruntime, or OpenVINO behind the same API."""
+    from .backends import OpenVinoSession, choose_backend
+
+    choice = choose_backend(options.backend)
+    if choice.backend.startswith("openvino"):
+        return OpenVinoSession(model_path, exact_fp32=choice.backend == "openvino-f32", threads=options.intra_op_threads)
+    return _onnxruntime_session(model_path, options)
+
+
+def _onnxruntime_session(model_path: str | os.PathLike, options: SessionOptions):
     import onnxruntime as ort
 
     levels = {

@@ -48,11 +48,13 @@ def test_lower_precisions_agree_with_fp32(tiny_bundle, images):
 def test_cli_embed_writes_npy_and_sidecar(tiny_bundle, photo_dir, tmp_path, capsys):
     bad = bad_images(tmp_path / "bad")
     out = tmp_path / "emb.npy"
-    code = cli_main(["embed", str(tiny_bundle), str(photo_dir), str(tmp_path / "bad"), "--out", str(out), "--no-progress"])
+    code = cli_main(["embed", str(tiny_bundle), str(photo_dir), str(tmp_path / "bad"), "--out", str(out), "--no-progress",
+                     "--backend", "onnxruntime"])  # exact fp32, compared with a direct onnxruntime run below
     assert code == 1  # some inputs failed
     matrix = np.load(out)
     side = json.loads((tmp_path / "emb.json").read_text())
     assert matrix.shape == (len(side["images"]), side["dim"]) == (6, Bundle.open(tiny_bundle).manifest.model.embed_dim)
+    assert side["backend"] == "CPUExecutionProvider"
     assert len(side["failures"]) == len(bad) - 1  # the folder named folder.jpg is walked, not an image
     assert all(f["reason"] for f in side["failures"])
     # rows follow the sidecar's order and match a direct embedding

@@ -1,0 +1,51 @@
+"""OpenVINO behind the runtime's session interface agrees with onnxruntime on the same ONNX files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from bioclip_edge.runtime.backends import BackendError, choose_backend, openvino_capabilities
+from bioclip_edge.runtime.bundle import Bundle
+from bioclip_edge.runtime.embedder import EmbedOptions, ImageEmbedder
+from bioclip_edge.runtime.session import SessionOptions
+from bioclip_edge.runtime.text import TextEncoder
+
+needs_openvino = pytest.mark.skipif(not openvino_capabilities(), reason="OpenVINO is not installed")
+LABELS = ["lion", "leopard", "spotted hyena", "a photo of an african elephant.", "Panthera pardus"]
+
+
+@needs_openvino
+@pytest.mark.parametrize("backend,bound", [("openvino-f32", 0.99999), ("openvino", 0.999)])
+def test_openvino_matches_onnxruntime(tiny_bundle, photo_dir, backend, bound):
+    from bioclip_edge.runtime.images import load_image
+
+    bundle = Bundle.open(tiny_bundle)
+    images = [load_image(p).image for p in sorted(photo_dir.glob("*.jpg"))]
+    ref = ImageEmbedder(bundle).embed_images(images)
+    got_embedder = ImageEmbedder(bundle, options=EmbedOptions(4, SessionOptions(backend=backend)))
+    assert got_embedder.backend.startswith("OpenVINO CPU")
+    got = got_embedder.embed_images(images)  # 6 images in batches of 4: dynamic batch
+    assert (got * ref).sum(axis=1).min() >= bound
+    text_ref = TextEncoder(bundle).encode(LABELS)
+    text_got = TextEncoder(bundle, options=SessionOptions(backend=backend)).encode(LABELS)  # trimmed lengths vary
+    assert (text_got * text_ref).sum(axis=1).min() >= bound
+
+
+def test_auto_choice_follows_what_is_installed():
+    choice = choose_backend("auto")
+    caps = openvino_capabilities()
+    expected = "openvino" if "BF16" in caps else "onnxruntime"
+    assert choice.backend == expected and choice.reason.startswith("auto:")
+    assert choose_backend("onnxruntime").backend == "onnxruntime"
+    with pytest.raises(BackendError, match="choose one of"):
+        choose_backend("tensorflow")
+
+
+def test_missing_openvino_is_a_clear_error(monkeypatch):
+    import bioclip_edge.runtime.backends as backends
+
+    monkeypatch.setattr(backends, "openvino_capabilities", lambda: ())
+    with pytest.raises(BackendError, match="OpenVINO is not installed"):
+        backends.choose_backend("openvino")
+    assert backends.choose_backend("auto").backend == "onnxruntime"
