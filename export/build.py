@@ -53,6 +53,7 @@ class ExportConfig:
     calibration_images: int = 64
     opset: int = DEFAULT_OPSET
     parity_images: int = 12
+    nncf: bool = True  # with --calibration: also an NNCF int8 vision variant for OpenVINO, when nncf is installed
     overwrite: bool = False
     progress: Callable[[str], None] = field(default=lambda msg: log.info(msg), compare=False)
 
@@ -150,6 +151,17 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
         variants.append(_variant(work, f8s, "vision", "int8", "pixels", cfg.opset, dynamic_length,
                                  name="vision.int8-static", storage="int8", compute="int8",
                                  quantization=q.to_manifest()))
+        if cfg.nncf and prec.nncf_available() and fp32_files["vision"].data is None:
+            say(f"quantizing vision int8 with NNCF (for OpenVINO), calibrated on {len(pixels)} images")
+            qn = prec.QuantSettings("static", op_types=("all",), calibration={**q.calibration, "method": "nncf-transformer"})
+            f8n = prec.quantize_nncf_int8(fp32_files["vision"].graph, work / "vision.int8-nncf.onnx",
+                                          [pixels[i:i + 1] for i in range(len(pixels))], "pixels", qn)
+            variants.append(_variant(work, f8n, "vision", "int8", "pixels", cfg.opset, dynamic_length,
+                                     name="vision.int8-nncf", storage="int8", compute="int8",
+                                     quantization={**qn.to_manifest(), "tool": "nncf", "for_backend": "openvino"}))
+        elif cfg.nncf:
+            say("skipping the NNCF int8 variant: " + ("nncf is not installed (pip install \"bioclip-edge[openvino]\")"
+                                                      if not prec.nncf_available() else "graphs over 2 GB are not supported"))
 
     say("measuring parity of every variant against PyTorch")
     variants = [_with_parity(work, v, ref) for v in variants]

@@ -201,11 +201,14 @@ def run_size(args) -> int:
     rows = []
     for s in plan.estimates:
         fast, slow = min(s.hours_for_day), max(s.hours_for_day)
+        build = "-" if not s.label_build_hours else \
+            f"{duration(min(s.label_build_hours))}-{duration(max(s.label_build_hours))}"
         rows.append([s.hardware, f"{s.sustained_gflops[0]:g}-{s.sustained_gflops[1]:g}",
-                     f"{s.images_per_sec[0]:g}-{s.images_per_sec[1]:g}", f"{duration(fast)}-{duration(slow)}",
+                     f"{s.images_per_sec[0]:.3g}-{s.images_per_sec[1]:.3g}", f"{duration(fast)}-{duration(slow)}", build,
                      f"{s.memory_needed_gb:.2f} / {s.memory_gb[0]:g}-{s.memory_gb[1]:g}", s.fits])
-    print(f"{plan.input.model}, {args.precision}, {args.images_per_day:,} images/day:")
-    _print_table(["hardware", "GFLOP/s (est.)", "images/sec", "time per day's images", "memory GB need / have", "fits"], rows)
+    print(f"{plan.input.model}, {args.precision}, {args.images_per_day:,} images/day, {args.labels:,} labels:")
+    _print_table(["hardware", "GFLOP/s (est.)", "images/sec", "time per day's images", "label matrix build",
+                  "memory GB need / have", "fits"], rows)
     for note in plan.not_sized:
         print(f"not sized: {note}")
     print("\nAssumptions:")

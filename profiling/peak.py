@@ -4,10 +4,11 @@ Efficiency (a model's effective GFLOP/s over this peak) is the figure that trans
 machines; absolute speeds drift 2-3x between runs on shared hardware, so the peak is never read
 from a table: ``peak_probes`` gives kernels that the benchmark times in every round beside its
 targets (same neighbours, same load), and ``measure_peaks`` times them on their own. The kernel
-is one matmul the shape of a ViT-B MLP layer ([1024 x 768] @ [768 x 3072], 4.8 GFLOPs):
+is four chained products the shape of ViT-B MLP layers ([1024 x 768] @ [768 x 3072], then back;
+4 x 4.8 GFLOPs), so conversions to bf16/int8 at its ends amortise as they do in a model:
 
-* ``numpy-fp32``: numpy's BLAS with its own thread count (a reference any machine has);
-* ``fp32`` / ``int8``: the same product as an ONNX graph in onnxruntime at a given thread count,
+* ``numpy-fp32``: one such product with numpy's BLAS and its own threads (a reference);
+* ``fp32`` / ``int8``: the chain as an ONNX graph in onnxruntime at a given thread count,
   int8 quantized exactly as the bundle's dynamic int8 variant is (onnxruntime quantize_dynamic);
 * ``bf16``: OpenVINO on the fp32 graph with a bf16 inference hint, where the CPU has bf16/AMX.
 
@@ -60,9 +61,12 @@ def _rate(times: list[float], flops: float) -> float:
     return round(flops / quick / 1e9, 1)
 
 
-def _flops(shape=SHAPE) -> int:
+LAYERS = 4  # the graph chains this many products, as a model does, so dtype conversions at its ends amortise
+
+
+def _flops(shape=SHAPE, layers: int = 1) -> int:
     m, k, n = shape
-    return 2 * m * k * n
+    return 2 * m * k * n * layers
 
 
 def numpy_peak(seconds: float = 0.5, shape=SHAPE) -> Peak:
@@ -76,18 +80,28 @@ def numpy_peak(seconds: float = 0.5, shape=SHAPE) -> Peak:
     return Peak("numpy-fp32", "numpy", None, _rate(times, _flops(shape)), len(times))
 
 
-def matmul_graph(folder: Path, shape=SHAPE) -> Path:
-    """An ONNX graph x[M,K] @ W[K,N] with W an initializer, as the bundle's linear layers are."""
+def matmul_graph(folder: Path, shape=SHAPE, layers: int = LAYERS) -> Path:
+    """x[M,K] through ``layers`` weight products, [K,N] then [N,K] alternately (an MLP stack).
+
+    One product alone under-reports bf16 and int8: converting its fp32 input and output costs as
+    much as the product. A chain, like the model's layers, keeps the low precision in between.
+    """
     import numpy as np
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
     m, k, n = shape
-    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((k, n), dtype=np.float32) * 0.02, "W")
+    rng = np.random.default_rng(0)
+    nodes, inits, prev = [], [], "x"
+    for i in range(layers):
+        rows, cols = (k, n) if i % 2 == 0 else (n, k)
+        inits.append(numpy_helper.from_array(rng.standard_normal((rows, cols), dtype=np.float32) * 0.02, f"W{i}"))
+        out = "y" if i == layers - 1 else f"h{i}"
+        nodes.append(helper.make_node("MatMul", [prev, f"W{i}"], [out]))
+        prev = out
     graph = helper.make_graph(
-        [helper.make_node("MatMul", ["x", "W"], ["y"])], "peak",
-        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
-        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, n])], [w])
+        nodes, "peak", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [m, k])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [m, k if layers % 2 == 0 else n])], inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     path = folder / "peak.fp32.onnx"
     onnx.save(model, str(path))
@@ -135,12 +149,12 @@ def openvino_call(graph: Path, threads: int, precision: str = "bf16", shape=SHAP
 
 def ort_peak(graph: Path, kind: str, threads: int, seconds: float = 0.5, shape=SHAPE) -> Peak:
     times = time_calls(ort_call(graph, threads, shape), seconds)
-    return Peak(kind, "onnxruntime", threads, _rate(times, _flops(shape)), len(times))
+    return Peak(kind, "onnxruntime", threads, _rate(times, _flops(shape, LAYERS)), len(times))
 
 
 def openvino_peak(graph: Path, threads: int, precision: str = "bf16", seconds: float = 0.5, shape=SHAPE) -> Peak:
     times = time_calls(openvino_call(graph, threads, precision, shape), seconds)
-    return Peak(precision, "openvino", threads, _rate(times, _flops(shape)), len(times))
+    return Peak(precision, "openvino", threads, _rate(times, _flops(shape, LAYERS)), len(times))
 
 
 def peak_probes(threads: tuple[int, ...], kinds: tuple[str, ...], folder: Path,
@@ -177,17 +191,16 @@ def peak_probes(threads: tuple[int, ...], kinds: tuple[str, ...], folder: Path,
                 errors.append(Peak(kind, backend, t, None, error=f"{type(exc).__name__}: {str(exc)[:200]}"))
                 continue
             probes.append((fn, {"target": f"peak:{kind}@{t}", "kind": kind, "backend": backend, "threads": t,
-                                "flops": _flops(shape), "status": "ok", "batch": 1}))
+                                "flops": _flops(shape, LAYERS), "status": "ok", "batch": 1}))
     return probes, errors
 
 
 def probe_peak(row: dict) -> Peak:
-    """The Peak a timed probe row stands for (median call time, as for the targets)."""
+    """The Peak a timed probe row stands for (fast-quartile call time, as in ``_rate``)."""
     lat = row.get("latencies_ms") or []
     if row.get("status") != "ok" or not lat:
         return Peak(row["kind"], row["backend"], row["threads"], None, error=row.get("error") or "not timed")
-    return Peak(row["kind"], row["backend"], row["threads"],
-                round(row["flops"] / (statistics.median(lat) / 1000) / 1e9, 1), len(lat))
+    return Peak(row["kind"], row["backend"], row["threads"], _rate([x / 1000 for x in lat], row["flops"]), len(lat))
 
 
 def _guard(kind: str, backend: str, threads: int | None, fn: Callable[[], Peak]) -> Peak:

@@ -41,7 +41,7 @@ def throughput_plot(rows: list[dict[str, Any]], path: Path, title: str, unit: st
         return None
     plt = _pyplot()
     threads = sorted({int(r["threads"]) for r in ok})
-    fig, axes = plt.subplots(1, len(threads), figsize=(5.5 * len(threads), 4.2), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(1, len(threads), figsize=(max(8.0, 5.5 * len(threads)), 4.6), sharey=True, squeeze=False)
     styles = {}
     markers = "osD^vP*X"
     colours = _colours(ok)
@@ -68,9 +68,11 @@ def throughput_plot(rows: list[dict[str, Any]], path: Path, title: str, unit: st
             if lab not in labels:
                 handles.append(h)
                 labels.append(lab)
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), frameon=False)
+    ncol = min(len(labels), 3 if len(threads) == 1 else 4)
+    legend_rows = -(-len(labels) // ncol)
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, frameon=False)
     fig.suptitle(title)
-    fig.tight_layout(rect=(0, 0.1 if len(labels) <= 4 else 0.16, 1, 1))
+    fig.tight_layout(rect=(0, 0.03 + 0.055 * legend_rows, 1, 1))
     fig.savefig(path, dpi=110)
     plt.close(fig)
     return path

@@ -98,7 +98,12 @@ def _bench_section(run: ProfileRun) -> list[str]:
                      "efficiency"], rows)
     lines += ["", "Targets were timed round-robin in one run after warm-up, so their ratios are reliable; absolute "
               "figures on shared machines drift 2-3x between runs. *Efficiency* = effective GFLOP/s / this machine's "
-              "measured matmul peak for the same arithmetic and thread count (below)."]
+              "measured matmul peak for the same arithmetic and thread count (below; the peak kernel is timed in "
+              "every round beside the targets)."]
+    if any((r.get("efficiency") or 0) > 1 for r in ok):
+        lines += ["", "**Efficiency above 100%** means the model ran faster than the test matmul did: other work on "
+                  "the machine slowed the short peak kernel more than the model, or the model's kernels (e.g. fused "
+                  "or AMX-tiled) beat it. Treat those efficiencies as unreliable; sizing caps them at 100%."]
     peaks = [[p["kind"], p["backend"], p["threads"] or "default", p["gflops"], p.get("error") or ""] for p in run.peaks]
     lines += ["", "### Matrix-multiply peak, measured in the same run", "",
               *_table(["arithmetic", "library", "threads", "sustained GFLOP/s", "note"], peaks)]

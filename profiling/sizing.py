@@ -111,6 +111,7 @@ class SizingInput:
     activations_gb: float = 0.0  # for one batch
     batch: int = 8
     gflops_per_label: float | None = None  # text tower, to estimate building the label matrix
+    label_tokens: int | None = None  # the label length gflops_per_label was counted at
     random_weights: bool = False
 
     @property
@@ -236,7 +237,8 @@ def assumptions(inp: SizingInput) -> list[str]:
     ]
     if inp.gflops_per_label:
         lines.append(f"Building the label matrix once costs {inp.gflops_per_label:.2f} GFLOPs per label "
-                     "(trimmed context) at the same efficiency.")
+                     f"({inp.label_tokens or '?'} tokens; the runtime trims each batch to its longest label) "
+                     "at the same efficiency.")
     if inp.random_weights:
         lines.append("The bundle measured has random weights: speed is representative, predictions are not.")
     return lines
@@ -273,12 +275,15 @@ def efficiency_from_rows(rows: list[dict[str, Any]], precision: str) -> tuple[fl
 def input_for_bundle(bundle, precision: str, images_per_day: int, efficiency: tuple[float, str], n_labels: int = 1000,
                      batch: int = 8, flops: list[dict[str, Any]] | None = None, label_tokens: int | None = None) -> SizingInput:
     """A SizingInput from a bundle (weights, config) and FLOP counts (counted now when not given)."""
+    from .flops import DEFAULT_TRIMMED_LENGTH
     from .measure import bundle_flops
 
     m = bundle.manifest
+    label_tokens = label_tokens or DEFAULT_TRIMMED_LENGTH
     flops = list(flops or [])
     vision = next((f for f in flops if f["tower"] == "vision"), None) or asdict(bundle_flops(bundle, "vision"))
-    text = next((f for f in flops if f["tower"] == "text"), None)
+    texts = sorted((f for f in flops if f["tower"] == "text"), key=lambda f: f["tokens"] or 0)
+    text = next((f for f in texts if f["tokens"] == label_tokens), texts[0] if texts else None)  # the trimmed count
     if text is None:
         try:
             text = asdict(bundle_flops(bundle, "text", label_tokens))
@@ -296,5 +301,6 @@ def input_for_bundle(bundle, precision: str, images_per_day: int, efficiency: tu
         images_per_day=int(images_per_day), weights_gb=round(weights, 3), n_labels=int(n_labels),
         embed_dim=m.model.embed_dim, activations_gb=round(activations_gb(m.model.open_clip_config, batch), 3),
         batch=batch, gflops_per_label=(text["matmul_only"] / 1e9) if text else None,
+        label_tokens=text["tokens"] if text else None,
         random_weights=m.model.source.random_weights,
     )

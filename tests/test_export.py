@@ -14,6 +14,7 @@ import pytest
 from bioclip_edge.cli import main
 from bioclip_edge.export.build import ExportConfig, ExportError, export_bundle
 from bioclip_edge.export.parity import BOUNDS
+from bioclip_edge.export.precision import nncf_available
 from bioclip_edge.export.sources import ModelRequest, SourceError, load_model
 from bioclip_edge.runtime.bundle import Bundle, sha256_file
 from tests.conftest import TINY_VIT_CFG, write_model_dir
@@ -38,8 +39,12 @@ def test_tiny_bundle_has_every_variant_within_bounds(tiny_bundle: Path):
     bundle = Bundle.open(tiny_bundle)
     m = bundle.manifest
     names = [v.name for v in m.variants]
-    assert names == ["vision.fp32", "vision.fp16", "vision.int8", "text.fp32", "text.fp16", "text.int8",
-                     "vision.int8-static"]
+    expected = ["vision.fp32", "vision.fp16", "vision.int8", "text.fp32", "text.fp16", "text.int8", "vision.int8-static"]
+    if nncf_available():
+        expected.append("vision.int8-nncf")
+        nncf_variant = bundle.variant("vision", name="vision.int8-nncf")
+        assert nncf_variant.quantization["tool"] == "nncf" and nncf_variant.quantization["calibration"]["images"] == 6
+    assert names == expected
     assert m.model.source.kind == "local-dir" and not m.model.source.random_weights
     assert m.model.embed_dim == 32 and m.model.logit_scale == pytest.approx(1 / 0.07, rel=1e-4)
     assert m.preprocess.image_size == (224, 224) and m.preprocess.resize_mode == "shortest"

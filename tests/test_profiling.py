@@ -231,7 +231,6 @@ def test_bench_keeps_failed_targets_as_error_rows(tiny_bundle, monkeypatch):
 
 def test_report_folder_is_written(tiny_run, tiny_bundle, tmp_path):
     from bioclip_edge.profiling.report import write_report
-    from bioclip_edge.profiling.runners import Target  # noqa: F401  (import check)
     from bioclip_edge.profiling.workflow import plans_for_run
     from bioclip_edge.runtime.bundle import Bundle
 

@@ -1,0 +1,221 @@
+"""Issue 6 benchmark: every CPU configuration for the BioCLIP image tower, side by side in one run.
+
+Configurations alternate round by round after a warm-up, so machine drift hits all of them
+alike; figures are medians and ratios to PyTorch eager fp32 (what pybioclip runs) = 1.0.
+Also measured: zero-shot top-1 agreement of each configuration with PyTorch fp32, end-to-end
+throughput from a folder of 1920x1080 JPEGs against the tower's own throughput, ``--help`` time and
+time to the first prediction of a ``classify`` run. Weights are random (no hub here): speed and
+agreement with fp32 do not depend on their values.
+
+    python benchmarks/bench_speed.py --out bench-out/speed [--rounds 5] [--batch 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+CONFIGS = (  # name, backend, variant
+    ("torch eager fp32 (open_clip, inference mode)", "torch", "vision.fp32"),
+    ("onnxruntime fp32", "onnxruntime", "vision.fp32"),
+    ("OpenVINO fp32", "openvino-f32", "vision.fp32"),
+    ("onnxruntime int8 static QDQ (MatMul)", "onnxruntime", "vision.int8-static"),
+    ("OpenVINO on that QDQ model", "openvino", "vision.int8-static"),
+    ("onnxruntime int8 dynamic (MatMul)", "onnxruntime", "vision.int8"),
+    ("OpenVINO bf16 (default on AMX)", "openvino", "vision.fp32"),
+    ("OpenVINO NNCF int8", "openvino", "vision.int8-nncf"),
+    ("onnxruntime NNCF int8", "onnxruntime", "vision.int8-nncf"),
+)
+
+
+def ensure_bundle(folder: Path, calibration: Path) -> Path:
+    bundle = folder / "bioclip-b16"
+    if (bundle / "manifest.json").exists():
+        return bundle
+    from bioclip_edge.export.build import ExportConfig, export_bundle
+    from bioclip_edge.export.sources import ModelRequest
+
+    export_bundle(ExportConfig(request=ModelRequest("bioclip", allow_random=True), out=bundle,
+                               calibration=calibration, parity_images=12, overwrite=True))
+    return bundle
+
+
+def write_photos(folder: Path, size: tuple[int, int] | None = None, copies: int = 1) -> Path:
+    import skimage.data
+    from PIL import Image
+
+    folder.mkdir(parents=True, exist_ok=True)
+    names = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel", "retina", "hubble_deep_field")
+    for c in range(copies):
+        for name in names:
+            im = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+            if size:
+                im = im.resize(size, Image.BICUBIC)
+            im.save(folder / f"{name}-{c}.jpg", quality=90)
+    return folder
+
+
+def make_runner(bundle, backend: str, variant_name: str, threads: int):
+    """A callable embedding a pixel batch -> normalised embeddings, and a label for what runs."""
+    if backend == "torch":
+        import open_clip
+        import torch
+
+        torch.manual_seed(bundle.manifest.model.source.seed or 0)
+        model = open_clip.create_model(bundle.manifest.model.architecture).eval()
+        torch.set_num_threads(threads)
+
+        def run(x):
+            with torch.inference_mode():
+                out = model.encode_image(torch.from_numpy(x))
+            return torch.nn.functional.normalize(out, dim=-1).numpy()
+
+        return run, f"torch {torch.__version__}"
+    from bioclip_edge.runtime.session import SessionOptions, make_session
+
+    variant = bundle.variant("vision", name=variant_name)
+    session = make_session(bundle.path(variant.file), SessionOptions(intra_op_threads=threads, backend=backend))
+    return (lambda x: session.run(None, {variant.input_name: x})[0]), session.get_providers()[0]
+
+
+def tower_speed(bundle, batch: int, rounds: int, threads: int) -> list[dict]:
+    from bioclip_edge.export.parity import Reference
+
+    ref = Reference.load(bundle.path(bundle.manifest.parity_reference))
+    x = np.ascontiguousarray(np.resize(ref.pixels, (batch, *ref.pixels.shape[1:])))
+    rows, runners = [], {}
+    for name, backend, variant in CONFIGS:
+        try:
+            run, engine = make_runner(bundle, backend, variant, threads)
+            run(x)  # warm-up (OpenVINO compiles for the shape here)
+            run(x)
+            runners[name] = run
+            got = np.concatenate([run(ref.pixels[i:i + batch]) for i in range(0, len(ref.pixels), batch)])
+            logits = got @ ref.text_embeddings.T
+            want = ref.image_embeddings @ ref.text_embeddings.T
+            cos = (got * ref.image_embeddings).sum(1) / np.linalg.norm(got, axis=1)
+            rows.append({"config": name, "backend": backend, "variant": variant, "engine": engine, "times": [],
+                         "top1_agreement": float((logits.argmax(1) == want.argmax(1)).mean()),
+                         "cosine_min": float(cos.min())})
+        except Exception as exc:  # keep the row: a failed configuration is a result too
+            rows.append({"config": name, "backend": backend, "variant": variant, "error": f"{type(exc).__name__}: {exc}"})
+    by_name = {r["config"]: r for r in rows}
+    for _ in range(rounds):
+        for name, run in runners.items():
+            t = time.perf_counter()
+            run(x)
+            by_name[name]["times"].append(time.perf_counter() - t)
+    base = statistics.median(by_name[CONFIGS[0][0]]["times"]) if by_name[CONFIGS[0][0]].get("times") else None
+    for r in rows:
+        if r.get("times"):
+            med = statistics.median(r["times"])
+            r.update(median_s=med, images_per_s=batch / med, ratio_vs_torch=(base / med) if base else None)
+    return rows
+
+
+def end_to_end(bundle, backend: str, variant: str, photos: Path, batch: int, threads: int) -> dict:
+    from bioclip_edge.runtime.classifier import ClassifyOptions, Classifier
+    from bioclip_edge.runtime.session import SessionOptions
+
+    session = SessionOptions(intra_op_threads=threads, backend=backend)
+    labels = ["lion", "leopard", "cheetah", "spotted hyena", "zebra", "empty savanna"]
+    options = ClassifyOptions(precision="int8", batch_size=batch, session=session)
+    clf = Classifier(bundle, labels, options)
+    clf.embedder = type(clf.embedder)(bundle, options=clf.embedder.options, variant=variant)
+    files = sorted(photos.glob("*.jpg"))
+    list(clf.iter_predict([files[0]]))  # warm-up
+    t = time.perf_counter()
+    results = list(clf.iter_predict([photos]))
+    seconds = time.perf_counter() - t
+    x = np.zeros((batch, 3, *clf.embedder.image_size), dtype=np.float32)
+    clf.embedder.embed(x)
+    t = time.perf_counter()
+    n_batches = max(1, len(results) // batch)
+    for _ in range(n_batches):
+        clf.embedder.embed(x)
+    tower = n_batches * batch / (time.perf_counter() - t)
+    e2e = len(results) / seconds
+    return {"backend": backend, "variant": variant, "images": len(results), "failed": sum(bool(r["failures"]) for r in results),
+            "end_to_end_images_per_s": e2e, "tower_images_per_s": tower, "fraction_of_tower": e2e / tower,
+            "decode_threads": clf.threads, "image_size": "1920x1080 JPEG"}
+
+
+def cli_times(bundle: Path, photo: Path, out: Path) -> dict:
+    exe = [sys.executable, "-m", "bioclip_edge.cli"]
+    helps = []
+    for _ in range(5):
+        t = time.perf_counter()
+        subprocess.run(exe + ["--help"], check=True, capture_output=True)
+        helps.append(time.perf_counter() - t)
+    t = time.perf_counter()
+    proc = subprocess.run(exe + ["classify", str(bundle), str(photo), "--labels", "lion,leopard", "--out",
+                                 str(out / "first.json"), "--no-progress"], capture_output=True, text=True)
+    first = time.perf_counter() - t
+    return {"help_s_median": statistics.median(helps), "first_prediction_s": first, "classify_exit": proc.returncode,
+            "classify_stderr_tail": proc.stderr[-300:]}
+
+
+def markdown(result: dict) -> str:
+    lines = [f"# Speed: BioCLIP ViT-B/16 image tower, batch {result['batch']}, {result['threads']} threads",
+             "", f"Machine: {result['machine']}. Random weights (speed and agreement do not depend on them).",
+             "Ratios are to PyTorch eager fp32 measured in the same run (medians over alternating rounds).", "",
+             "| configuration | engine | images/s | ratio vs PyTorch | top-1 vs fp32 | min cosine |",
+             "|---|---|---|---|---|---|"]
+    for r in result["tower"]:
+        if "error" in r:
+            lines.append(f"| {r['config']} | - | failed: {r['error'][:80]} | | | |")
+            continue
+        lines.append(f"| {r['config']} | {r['engine']} | {r['images_per_s']:.2f} | {r['ratio_vs_torch']:.2f} | "
+                     f"{r['top1_agreement']:.3f} | {r['cosine_min']:.5f} |")
+    e = result.get("end_to_end")
+    if e:
+        lines += ["", f"End to end ({e['images']} x {e['image_size']}, {e['backend']} {e['variant']}, "
+                      f"{e['decode_threads']} decode threads): {e['end_to_end_images_per_s']:.2f} images/s = "
+                      f"{100 * e['fraction_of_tower']:.0f}% of the tower's own {e['tower_images_per_s']:.2f} images/s."]
+    c = result.get("cli")
+    if c:
+        lines += ["", f"`bioclip-edge --help`: {c['help_s_median'] * 1000:.0f} ms (median of 5). "
+                      f"First prediction of a `classify` run (process start to exit, one image): {c['first_prediction_s']:.2f} s."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", type=Path, default=Path("bench-out/speed"))
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--batch", type=int, default=10)
+    p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--e2e-copies", type=int, default=5, help="copies of the 8 sample photos as 1920x1080 JPEGs")
+    args = p.parse_args(argv)
+    args.out.mkdir(parents=True, exist_ok=True)
+    from bioclip_edge.runtime.bundle import Bundle
+
+    folder = ensure_bundle(args.out, write_photos(args.out / "calibration"))
+    bundle = Bundle.open(folder)
+    result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
+              "batch": args.batch, "threads": args.threads}
+    result["tower"] = tower_speed(bundle, args.batch, args.rounds, args.threads)
+    ok = [r for r in result["tower"] if r.get("images_per_s") and r["backend"] != "torch" and r["top1_agreement"] >= 0.99]
+    if ok:
+        best = max(ok, key=lambda r: r["images_per_s"])
+        result["fastest"] = {k: best[k] for k in ("config", "backend", "variant", "images_per_s", "ratio_vs_torch")}
+        photos = write_photos(args.out / "frames-1080p", size=(1920, 1080), copies=args.e2e_copies)
+        result["end_to_end"] = end_to_end(bundle, best["backend"], best["variant"], photos, args.batch, args.threads)
+        result["cli"] = cli_times(folder, next(photos.glob("*.jpg")), args.out)
+    (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
+    (args.out / "speed.md").write_text(markdown(result))
+    print(markdown(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
