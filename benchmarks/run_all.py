@@ -19,6 +19,7 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     ("profile", "bench_profile.py"),  # FLOPs, throughput per target, ViT-B/16 sizing report
     ("labels", "bench_labels.py"),  # trimmed-context label build vs open_clip, 867k x 768 fp16 scoring
+    ("speed", "bench_speed.py"),  # issue 6: every CPU configuration side by side, end to end, CLI start-up
 )
 
 
