@@ -32,7 +32,7 @@ from . import precision as prec
 from .onnx_export import DEFAULT_OPSET, OnnxFile, export_tower
 from .parity import REFERENCE_FILE, Reference, measure, run_variant
 from .sources import LoadedModel, ModelRequest, load_model
-from .towers import count_params, text_tower_for, VisionTower
+from .towers import VisionTower, count_params, text_tower_for, use_export_attention
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +128,8 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
 
     variants: list[Variant] = []
     fp32_files: dict[str, OnnxFile] = {}
+    swapped = use_export_attention(loaded.model)  # after the PyTorch reference: parity is against open_clip itself
+    log.info("exporting %d attention blocks with the batch-first attention graph", swapped)
     vision_tower = VisionTower(loaded.model).eval()
     text_tower, dynamic_length = text_tower_for(loaded.model)
     for tower, module, example, input_name, arg in (

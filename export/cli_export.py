@@ -30,7 +30,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--allow-random", action="store_true", help="if the weights cannot be fetched, export the architecture with random weights (said plainly in the bundle)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights (default 0)")
     p.add_argument("--resize-mode", choices=("shortest", "squash", "longest"), help="override the model's image resize mode (pybioclip uses squash for TreeOfLife models)")
-    p.add_argument("--opset", type=int, default=18, help="ONNX opset (default 18)")
+    p.add_argument("--opset", type=int, default=20, help="ONNX opset (default 20)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing bundle at --out")
 
 

@@ -17,7 +17,7 @@ import torch
 
 log = logging.getLogger(__name__)
 
-DEFAULT_OPSET = 18
+DEFAULT_OPSET = 20  # 20: GELU is one Gelu op (onnxruntime and OpenVINO run it fused)
 EXTERNAL_DATA_THRESHOLD = 1_800_000_000  # bytes of weights; protobuf's hard limit is 2 GiB
 MAX_BATCH = 4096
 
