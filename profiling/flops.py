@@ -27,6 +27,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Mapping
 
 from ..errors import UserError
+from .flops_analytic import FlopSplit
 
 CONVENTIONS = ("with_attention", "matmul_only")
 SEED_CONVENTION = "matmul_only"  # the convention the BioCLIP spec page's figures follow
@@ -39,7 +40,7 @@ class FlopsError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
-class TowerCount:
+class TowerCount(FlopSplit):
     """One forward pass of one tower for one input (one image, or one label of ``tokens`` tokens)."""
 
     tower: str  # vision | text
@@ -47,14 +48,6 @@ class TowerCount:
     weight_flops: int
     attention_flops: int
     params: int | None = None
-
-    @property
-    def with_attention(self) -> int:
-        return self.weight_flops + self.attention_flops
-
-    @property
-    def matmul_only(self) -> int:
-        return self.weight_flops
 
     def flops(self, convention: str) -> int:
         if convention not in CONVENTIONS:

@@ -25,13 +25,15 @@ class NotAnalytic(ValueError):
     """This config is not a plain ViT / causal text transformer; count it by tracing."""
 
 
-@dataclass(frozen=True)
-class TowerFlops:
-    """FLOPs of one forward pass for one input (one image or one label)."""
+class FlopSplit:
+    """The two FLOP conventions from one count's weight and attention parts.
 
-    weight_flops: int  # products with weights: linear layers, patch convolution, projections
-    attention_flops: int  # activation x activation products: Q @ K^T and softmax @ V
-    tokens: int
+    ``matmul_only``: products with weights (what the BioCLIP page's per-image figures count);
+    ``with_attention``: plus Q @ K^T and softmax @ V (what torch's FlopCounterMode reports).
+    """
+
+    weight_flops: int
+    attention_flops: int
 
     @property
     def with_attention(self) -> int:
@@ -40,6 +42,16 @@ class TowerFlops:
     @property
     def matmul_only(self) -> int:
         return self.weight_flops
+
+
+@dataclass(frozen=True)
+class TowerFlops(FlopSplit):
+    """FLOPs of one forward pass for one input (one image or one label)."""
+
+    weight_flops: int  # products with weights: linear layers, patch convolution, projections
+    attention_flops: int  # activation x activation products: Q @ K^T and softmax @ V
+    tokens: int
+
 
 
 def transformer_macs(tokens: int, width: int, layers: int, mlp_hidden: int) -> tuple[int, int]:

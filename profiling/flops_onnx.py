@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 from ..errors import UserError
+from .flops_analytic import FlopSplit
 
 # op -> (index of operand A, index of operand B)
 MATMUL_OPS = {
@@ -46,21 +47,13 @@ class OnnxFlopsError(UserError, ValueError):
 
 
 @dataclass(frozen=True)
-class OnnxFlops:
+class OnnxFlops(FlopSplit):
     path: str
     input_shapes: dict[str, tuple[int, ...]]
     weight_flops: int
     attention_flops: int
     by_op: dict[str, int] = field(default_factory=dict)
     uncounted: tuple[str, ...] = ()  # "op_type node_name: why"
-
-    @property
-    def with_attention(self) -> int:
-        return self.weight_flops + self.attention_flops
-
-    @property
-    def matmul_only(self) -> int:
-        return self.weight_flops
 
 
 def _fix_inputs(model, overrides: Mapping[str, Sequence[int]], batch: int, where: str) -> dict[str, tuple[int, ...]]:
