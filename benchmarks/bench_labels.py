@@ -10,9 +10,16 @@
    memory is its own: time to open, top-5 time for 1 and 64 images, labels x images per second,
    tracemalloc peak (numpy allocations) and the peak resident set split into anonymous memory
    and file pages (the mapped matrix is page cache, not process memory).
+3. Engines vs the image tower (issue 6): the same matrix scored at batch 16 by each scoring engine
+   (numpy fp32 blocks; OpenVINO f32; OpenVINO in the CPU's fastest precision with exact fp32
+   rescoring), each in its own child process for its peak memory and its agreement with numpy,
+   then all of them alternated in one process with the ViT-L/14 image tower (random weights,
+   OpenVINO as ``--backend auto`` picks it) at the same batch: ms per image for each, and the
+   ratio scoring / tower (goal: under 0.10). The tower bundle is exported once and cached
+   (``--tower-bundle``; a few minutes).
 
 Usage: python benchmarks/bench_labels.py --out bench-out/labels   (a folder, or a .json file)
-Takes about 2-4 minutes on 2 cores.
+Takes about 4-8 minutes on 2 cores (plus the one-time ViT-L/14 export).
 """
 
 from __future__ import annotations
@@ -201,6 +208,7 @@ def _score_child(path: str, batch: int, queue) -> None:
     fp32_s = time.perf_counter() - t0
     queue.put({
         "labels": m.n, "dim": m.dim, "dtype": m.dtype, "file_MB": round(m.matrix.nbytes / 1e6, 1),
+        "engine": m.summary().get("scoring_engine"),
         "open_s": round(open_s, 4), "open_tracemalloc_peak_MB": round(open_peak / 1e6, 2),
         "top5_1_image_s": round(one_s, 3), f"top5_{batch}_images_s": round(batch_s, 3),
         "images_per_s_batched": round(batch / batch_s, 1),
@@ -212,7 +220,131 @@ def _score_child(path: str, batch: int, queue) -> None:
     })
 
 
-def bench_scoring(n: int, dim: int, batch: int, folder: Path) -> dict:
+def _queries(m, batch: int, seed: int = 2) -> np.ndarray:
+    """Image-like queries: cosine ~0.3 to one label and ~0 to the rest (as BioCLIP photos score)."""
+    rng = np.random.default_rng(seed)
+    target = np.asarray(m.matrix[np.sort(rng.integers(0, m.n, batch))], dtype=np.float32)
+    target /= np.linalg.norm(target, axis=1, keepdims=True)
+    noise = rng.standard_normal(target.shape, dtype=np.float32)
+    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
+    q = 0.3 * target + 0.95 * noise
+    return q / np.linalg.norm(q, axis=1, keepdims=True)
+
+
+def _engine_child(path: str, engine: str, batch: int, queue) -> None:
+    """One engine alone: time for a batch, peak memory, and its top-5 for the agreement check."""
+    from bioclip_edge.runtime import scoring
+    from bioclip_edge.runtime.labels import LabelMatrix
+
+    m = LabelMatrix.load(path)
+    q = _queries(m, batch)
+    t0 = time.perf_counter()
+    scoring.topk(m.matrix, m.scales, q[:1], 5, m.score_spec, engine=engine)
+    first_s = time.perf_counter() - t0
+    times = []
+    for _ in range(2):
+        t0 = time.perf_counter()
+        idx, probs, _ = scoring.topk(m.matrix, m.scales, q, 5, m.score_spec, engine=engine)
+        times.append(time.perf_counter() - t0)
+    queue.put({"engine": scoring.engine_summary(m.n, m.dim, engine), "first_call_1_image_s": round(first_s, 3),
+               f"batch_{batch}_s": round(min(times), 3), "ms_per_image": round(min(times) / batch * 1000, 1),
+               "process": _proc_status(), "idx": idx.tolist(), "probs": probs.tolist()})
+
+
+def _agreement(ref: dict, other: dict) -> dict:
+    a, b = np.asarray(ref["idx"]), np.asarray(other["idx"])
+    pa, pb = np.asarray(ref["probs"]), np.asarray(other["probs"])
+    same = a[:, 0] == b[:, 0]
+    rel = np.abs(pb[same, 0] / np.maximum(pa[same, 0], 1e-30) - 1)
+    return {"top1_equal_to_numpy": float(same.mean()),
+            "top5_overlap_with_numpy": float(np.mean([len(set(x) & set(y)) / 5 for x, y in zip(a, b)])),
+            "top5_identical_order": bool((a == b).all()),
+            "top1_prob_max_rel_diff": float(rel.max()) if rel.size else None}
+
+
+def ensure_tower_bundle(folder: Path) -> Path:
+    """The random-weight ViT-L/14 bundle (fp32 ONNX), exported once and reused."""
+    if (folder / "manifest.json").is_file():
+        return folder
+    from bioclip_edge.export.build import ExportConfig, export_bundle
+    from bioclip_edge.export.sources import ModelRequest
+
+    print(f"exporting a random-weight ViT-L-14 to {folder} (once; a few minutes)", flush=True)
+    export_bundle(ExportConfig(request=ModelRequest("ViT-L-14", random=True), out=folder, precisions=("fp32",), parity_images=2))
+    return folder
+
+
+def _alternating_child(path: str, bundle_dir: str, engines: list[str], batch: int, rounds: int, queue) -> None:
+    """Tower and every engine in one process, alternated round by round; medians per image."""
+    from bioclip_edge.runtime import scoring
+    from bioclip_edge.runtime.backends import choose_backend
+    from bioclip_edge.runtime.bundle import Bundle
+    from bioclip_edge.runtime.labels import LabelMatrix
+    from bioclip_edge.runtime.session import SessionOptions, make_session
+
+    bundle = Bundle.open(bundle_dir)
+    variant = bundle.variant("vision", "fp32")
+    choice = choose_backend("auto")
+    session = make_session(bundle.path(variant.file), SessionOptions(backend="auto"))
+    size = bundle.manifest.preprocess.image_size
+    pixels = np.random.default_rng(3).standard_normal((batch, 3, *size)).astype(np.float32)
+    m = LabelMatrix.load(path)
+    q = _queries(m, batch)
+
+    def tower():
+        session.run(None, {variant.input_name: pixels})
+
+    jobs = [("vit_l14_tower", tower)] + [
+        (e, lambda e=e: scoring.topk(m.matrix, m.scales, q, 5, m.score_spec, engine=e)) for e in engines]
+    for _, fn in jobs:  # warm-up (graph compiles, page cache)
+        fn()
+    times: dict[str, list[float]] = {name: [] for name, _ in jobs}
+    for round_ in range(rounds):
+        for name, fn in (jobs if round_ % 2 == 0 else jobs[::-1]):
+            t0 = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - t0)
+    ms = {name: float(np.median(t)) / batch * 1000 for name, t in times.items()}
+    tower_ms = ms.pop("vit_l14_tower")
+    queue.put({
+        "tower": {"model": f"{bundle.manifest.model.id} image tower, random weights", "backend": choice.backend,
+                  "backend_reason": choice.reason, "providers": session.get_providers(), "ms_per_image": round(tower_ms, 1)},
+        "batch": batch, "rounds": rounds,
+        "scoring_ms_per_image": {e: round(v, 2) for e, v in ms.items()},
+        "scoring_over_tower": {e: round(v / tower_ms, 4) for e, v in ms.items()},
+        "goal": "scoring_over_tower < 0.10",
+        "process": _proc_status(),
+    })
+
+
+def bench_engines(path: Path, bundle_dir: Path | None, engines: list[str], batch: int, rounds: int) -> dict:
+    ctx = mp.get_context("spawn")
+    out: dict = {"batch": batch, "engines": {}}
+    for engine in engines:  # alone, each in a fresh process: peak memory is its own
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_engine_child, args=(str(path), engine, batch, queue))
+        proc.start()
+        try:
+            out["engines"][engine] = queue.get(timeout=900)
+        except Exception as exc:  # noqa: BLE001 - an engine that fails is a result row
+            out["engines"][engine] = {"error": f"{type(exc).__name__}: {exc}"}
+        proc.join()
+    ref = out["engines"].get("numpy")
+    for engine, res in out["engines"].items():
+        if ref and "idx" in ref and "idx" in res and engine != "numpy":
+            res["agreement"] = _agreement(ref, res)
+    for res in out["engines"].values():
+        res.pop("idx", None), res.pop("probs", None)
+    if bundle_dir is not None:
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_alternating_child, args=(str(path), str(bundle_dir), engines, batch, rounds, queue))
+        proc.start()
+        out["vs_tower"] = queue.get(timeout=1800)
+        proc.join()
+    return out
+
+
+def bench_scoring(n: int, dim: int, batch: int, folder: Path, engines_cfg: dict | None = None) -> dict:
     from bioclip_edge.runtime.scoring import block_rows_for
 
     path = folder / "synthetic_867k.npz"
@@ -226,6 +358,13 @@ def bench_scoring(n: int, dim: int, batch: int, folder: Path) -> dict:
     result["write_s"] = round(write_s, 1)
     result["block_rows"] = block_rows_for(dim)
     result["fp32_brute_force_matrix_MB"] = round(n * dim * 4 / 1e6, 1)
+    if engines_cfg is not None:
+        try:
+            bundle = ensure_tower_bundle(engines_cfg["tower_bundle"]) if engines_cfg["tower_bundle"] else None
+            result["engines_vs_tower"] = bench_engines(path, bundle, engines_cfg["engines"], engines_cfg["batch"],
+                                                       engines_cfg["rounds"])
+        except Exception as exc:  # noqa: BLE001 - keep the scoring figures already measured
+            result["engines_vs_tower"] = {"error": f"{type(exc).__name__}: {exc}"}
     path.unlink()
     return result
 
@@ -240,6 +379,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=768)
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--skip-build", action="store_true")
+    p.add_argument("--engines", default="numpy,openvino-f32,openvino",
+                   help="scoring engines to compare at --score-batch (comma-separated; empty to skip)")
+    p.add_argument("--score-batch", type=int, default=16, help="batch for the engines-vs-tower comparison (default 16)")
+    p.add_argument("--score-rounds", type=int, default=3, help="alternated rounds, medians kept (default 3)")
+    p.add_argument("--tower-bundle", type=Path, default=Path(tempfile.gettempdir()) / "bioclip-edge-bench" / "vit-l-14",
+                   help="random-weight ViT-L/14 bundle for the tower timing (exported there once if missing)")
+    p.add_argument("--skip-tower", action="store_true", help="compare engines without the ViT-L/14 tower")
     args = p.parse_args(argv)
     out = args.out if args.out.suffix == ".json" else args.out / "bench_labels.json"
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -253,7 +399,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report["build"], indent=2), flush=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         try:
-            report["scoring"] = bench_scoring(args.labels, args.dim, args.images, Path(tmp))
+            engines = [e for e in args.engines.split(",") if e.strip()]
+            engines_cfg = None if not engines else {
+                "engines": engines, "batch": args.score_batch, "rounds": args.score_rounds,
+                "tower_bundle": None if args.skip_tower else args.tower_bundle}
+            report["scoring"] = bench_scoring(args.labels, args.dim, args.images, Path(tmp), engines_cfg)
         except Exception as exc:  # noqa: BLE001
             report["scoring"] = {"error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(report["scoring"], indent=2), flush=True)

@@ -155,7 +155,7 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
                                  quantization=q.to_manifest()))
         if cfg.nncf and prec.nncf_available() and fp32_files["vision"].data is None:
             say(f"quantizing vision int8 with NNCF (for OpenVINO), calibrated on {len(pixels)} images")
-            qn = prec.QuantSettings("static", op_types=("all",), calibration={**q.calibration, "method": "nncf-transformer"})
+            qn = prec.QuantSettings("static", op_types=("all",), calibration={**q.calibration, "method": "nncf-default-preset"})
             f8n = prec.quantize_nncf_int8(fp32_files["vision"].graph, work / "vision.int8-nncf.onnx",
                                           [pixels[i:i + 1] for i in range(len(pixels))], "pixels", qn)
             variants.append(_variant(work, f8n, "vision", "int8", "pixels", cfg.opset, dynamic_length,

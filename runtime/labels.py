@@ -322,7 +322,7 @@ class LabelMatrix:
             "recipe": self.recipe, "columns": list(self.columns), "taxonomy": self.has_taxonomy,
             "model_id": info.get("model_id"), "architecture": info.get("architecture"),
             "random_weights": info.get("random_weights"), "text_sha256": info.get("text_sha256"),
-            "logit_scale": info.get("logit_scale"), "created_at": self.meta.get("created_at"), "note": self.meta.get("note", ""),
+            "logit_scale": info.get("logit_scale"), "scoring_engine": scoring.engine_summary(self.n, self.dim), "created_at": self.meta.get("created_at"), "note": self.meta.get("note", ""),
         }
 
 

@@ -68,8 +68,27 @@ class _RunningLSE:
         return self.max + np.log(self.sum)
 
 
-def topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_rows: int | None = None,
+         engine: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k rows per image: (indices [B, k] int64, probabilities [B, k], logits [B, k]).
+
+    ``engine`` (``scoring_engine.choose_engine``): ``auto`` runs large matrices on OpenVINO when it
+    is installed (~10x faster on fp16 matrices, same top-k) and everything else here, in numpy.
+    ``block_rows`` is in the chosen engine's rows.
+    """
+    from .scoring_engine import choose_engine, openvino_topk
+
+    emb = np.atleast_2d(np.asarray(emb, dtype=np.float32))
+    if emb.shape[1] != matrix.shape[1]:
+        raise ValueError(f"image embeddings have dim {emb.shape[1]} but the label matrix has dim {matrix.shape[1]}")
+    choice = choose_engine(engine, matrix.shape[0], matrix.shape[1])
+    if choice.engine == "openvino":
+        return openvino_topk(matrix, scales, emb, k, spec, choice.precision, block_rows)
+    return numpy_topk(matrix, scales, emb, k, spec, block_rows)
+
+
+def numpy_topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The portable engine: fp32 blocks in numpy.
 
     Ties are broken by the lower row index, so results do not depend on the block size. Once
     k candidates are known, a block only contributes logits above each image's current k-th
@@ -159,3 +178,11 @@ def brute_force_probs(matrix, scales, emb: np.ndarray, spec: ScoreSpec) -> np.nd
     logits -= logits.max(axis=1, keepdims=True)
     e = np.exp(logits)
     return e / e.sum(axis=1, keepdims=True)
+
+
+def engine_summary(n: int, dim: int, engine: str = "auto") -> str:
+    """Which engine ``topk`` runs for an [n, dim] matrix, and why (said by ``labels info``)."""
+    from .scoring_engine import choose_engine
+
+    choice = choose_engine(engine, n, dim)
+    return f"{choice.label} ({choice.reason})"

@@ -142,3 +142,97 @@ def test_subset_by_column(data):
         m.subset(["class=Reptilia"])
     with pytest.raises(LabelMatrixError, match="no column 'clas'"):
         m.select(["clas=C2"])
+
+
+# ---- scoring engines (issue 6): OpenVINO must give the numpy path's top-k and probabilities ----
+from bioclip_edge.runtime import scoring_engine  # noqa: E402
+
+needs_openvino = pytest.mark.skipif(not scoring_engine._capabilities(), reason="OpenVINO is not installed")
+OV_ENGINES = ["openvino-f32", "openvino"]  # exact f32; the CPU's fastest precision + fp32 rescoring
+
+
+@needs_openvino
+@pytest.mark.parametrize("engine", OV_ENGINES)
+@pytest.mark.parametrize("dtype", ["fp32", "fp16", "int8"])
+def test_openvino_engine_equals_numpy(data, engine, dtype):
+    labels, images, _ = data
+    m = matrix(labels, dtype=dtype)
+    ref_i, ref_p, ref_l = scoring.topk(m.matrix, m.scales, images, 10, m.score_spec, block_rows=3000, engine="numpy")
+    # 3001-row blocks: the last block is short (TopK must shrink k there) and blocks differ from numpy's
+    idx, probs, logits = scoring.topk(m.matrix, m.scales, images, 10, m.score_spec, block_rows=3001, engine=engine)
+    np.testing.assert_array_equal(idx, ref_i)
+    np.testing.assert_allclose(logits, ref_l, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(probs, ref_p, rtol=1e-5 if engine == "openvino-f32" else 1e-3, atol=1e-9)
+    if dtype == "fp16":
+        _, order = brute(labels, images)
+        np.testing.assert_array_equal(idx[:, 0], order[:, 0])
+
+
+@needs_openvino
+@pytest.mark.parametrize("engine", OV_ENGINES)
+def test_openvino_softmax_exact_when_the_tail_dominates(data, engine):
+    """Logit scale 1: almost uniform softmax, so the normaliser is all tail and no candidate rescues it."""
+    labels, images, _ = data
+    stored = labels.astype(np.float16)
+    spec = scoring.ScoreSpec(1.0, logit_bias=-3.0)
+    idx, probs, logits = scoring.topk(stored, None, images[:8], 5, spec, engine=engine)
+    ref = scoring.brute_force_probs(stored, None, images[:8], spec)
+    np.testing.assert_array_equal(idx, np.argsort(-ref, axis=1, kind="stable")[:, :5])
+    np.testing.assert_allclose(probs, np.take_along_axis(ref, idx, axis=1), rtol=1e-4)
+    cos = (images[:8] @ stored.astype(np.float32).T)
+    np.testing.assert_allclose(logits, np.take_along_axis(cos, idx, axis=1) - 3.0, atol=1e-5)
+
+
+@needs_openvino
+@pytest.mark.parametrize("engine", OV_ENGINES)
+def test_openvino_ties_and_k_beyond_n(engine):
+    labels = unit(np.eye(4, DIM, dtype=np.float32).repeat(2, axis=0))  # every label twice: exact ties
+    spec = scoring.ScoreSpec(100.0)
+    idx, probs, _ = scoring.topk(labels, None, labels[[0, 6]], 3, spec, block_rows=3, engine=engine)
+    assert idx[0, :2].tolist() == [0, 1] and idx[1, :2].tolist() == [6, 7]
+    np.testing.assert_allclose(probs[:, 0], probs[:, 1])
+    idx, probs, _ = scoring.topk(labels, None, labels[:1], 100, spec, engine=engine)
+    assert idx.shape == (1, 8) and sorted(idx[0].tolist()) == list(range(8))
+    np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-5)
+
+
+@needs_openvino
+def test_openvino_reads_the_mapped_file_in_place(data, tmp_path):
+    labels, images, _ = data
+    path = matrix(labels, dtype="fp16").save(tmp_path / "l.npz")
+    m = LabelMatrix.load(path)
+    assert isinstance(m.matrix, np.memmap) and not m.matrix.flags.writeable
+    rows = scoring_engine._in_place_rows(m.matrix)
+    assert isinstance(rows, np.memmap) and rows.flags.writeable and rows.mode == "c"
+    np.testing.assert_array_equal(rows[-3:], m.matrix[-3:])
+    before = path.read_bytes()
+    idx, probs, _ = scoring.topk(m.matrix, None, images, 5, m.score_spec, engine="openvino")
+    ref_i, ref_p, _ = scoring.topk(m.matrix, None, images, 5, m.score_spec, engine="numpy")
+    np.testing.assert_array_equal(idx, ref_i)
+    np.testing.assert_allclose(probs, ref_p, rtol=1e-3)
+    assert path.read_bytes() == before  # copy-on-write: the file is never written
+
+
+def test_engine_choice(monkeypatch):
+    monkeypatch.delenv(scoring_engine.ENGINE_ENV, raising=False)
+    assert scoring_engine.choose_engine("numpy").engine == "numpy"
+    assert scoring_engine.choose_engine("auto", 1000, 512).engine == "numpy"  # small: no compile
+    with pytest.raises(scoring_engine.ScoringEngineError, match="choose one of"):
+        scoring_engine.choose_engine("cuda")
+    monkeypatch.setattr(scoring_engine, "_capabilities", lambda: ())
+    choice = scoring_engine.choose_engine("auto", 867_000, 768)
+    assert choice.engine == "numpy" and "not installed" in choice.reason
+    with pytest.raises(scoring_engine.ScoringEngineError, match="OpenVINO is not installed"):
+        scoring_engine.choose_engine("openvino")
+    monkeypatch.setattr(scoring_engine, "_capabilities", lambda: ("FP32", "BF16"))
+    big = scoring_engine.choose_engine("auto", 867_000, 768)
+    assert (big.engine, big.precision) == ("openvino", "bf16")
+    monkeypatch.setenv(scoring_engine.ENGINE_ENV, "numpy")
+    assert scoring_engine.choose_engine("auto", 867_000, 768).engine == "numpy"
+    assert scoring_engine.fast_precision(("FP32",)) == "f32" and scoring_engine.fast_precision(("BF16", "FP16")) == "f16"
+
+
+def test_summary_names_the_engine(data, monkeypatch):
+    monkeypatch.delenv(scoring_engine.ENGINE_ENV, raising=False)
+    labels, _, _ = data
+    assert matrix(labels[:100]).summary()["scoring_engine"].startswith("numpy fp32 blocks (auto: ")
