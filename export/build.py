@@ -155,7 +155,7 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
                                  quantization=q.to_manifest()))
         if cfg.nncf and prec.nncf_available() and fp32_files["vision"].data is None:
             say(f"quantizing vision int8 with NNCF (for OpenVINO), calibrated on {len(pixels)} images")
-            qn = prec.QuantSettings("static", op_types=("all",), calibration={**q.calibration, "method": "nncf-default-preset"})
+            qn = prec.QuantSettings("static", op_types=("all",), calibration={**q.calibration, "method": "nncf-transformer"})
             f8n = prec.quantize_nncf_int8(fp32_files["vision"].graph, work / "vision.int8-nncf.onnx",
                                           [pixels[i:i + 1] for i in range(len(pixels))], "pixels", qn)
             variants.append(_variant(work, f8n, "vision", "int8", "pixels", cfg.opset, dynamic_length,
@@ -166,7 +166,7 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
                                                       if not prec.nncf_available() else "graphs over 2 GB are not supported"))
 
     say("measuring parity of every variant against PyTorch")
-    variants = [_with_parity(work, v, ref) for v in variants]
+    variants = [_with_parity(work, v, ref, loaded.source.random_weights) for v in variants]
     from .tokenizer_files import write_tokenizer_files
 
     tokenizer = write_tokenizer_files(loaded.tokenizer, _tokenizer_cfg(loaded, text_cfg), work)
@@ -238,9 +238,9 @@ def _variant(work: Path, f: OnnxFile, tower: str, precision: str, input_name: st
     )
 
 
-def _with_parity(work: Path, v: Variant, ref: Reference) -> Variant:
+def _with_parity(work: Path, v: Variant, ref: Reference, random_weights: bool) -> Variant:
     got = run_variant(work / v.file, v, ref)
-    parity = measure(v, got, ref)
+    parity = measure(v, got, ref, random_weights)
     level = logging.INFO if parity.passed else logging.WARNING
     log.log(level, "%s: cosine min %.6f mean %.6f top-1 %.3f (%s)", v.name, parity.cosine_min,
             parity.cosine_mean, parity.top1_agreement or 0, "ok" if parity.passed else "BELOW BOUND")

@@ -7,7 +7,8 @@ onnxruntime and numpy, so ``bioclip-edge verify`` re-measures a bundle on a mach
 Bounds (held to, flagged in ``verify`` output and its exit code when missed):
 - fp32: minimum cosine >= 0.99999
 - fp16: minimum cosine >= 0.999
-- int8: mean cosine >= 0.99 and zero-shot top-1 agreement with PyTorch fp32 >= 0.90
+- int8: mean cosine >= 0.99 and zero-shot top-1 agreement with PyTorch fp32 >= 0.90 (top-1 is
+  held only for trained weights: with random weights the label scores are all within noise)
 """
 
 from __future__ import annotations
@@ -75,8 +76,12 @@ def _pad_ids(ids: np.ndarray, length: int) -> np.ndarray:
     return out
 
 
-def measure(variant: Variant, got: np.ndarray, ref: Reference) -> Parity:
-    """Compare one variant's embeddings with PyTorch's and hold them to the precision's bound."""
+def measure(variant: Variant, got: np.ndarray, ref: Reference, random_weights: bool = False) -> Parity:
+    """Compare one variant's embeddings with PyTorch's and hold them to the precision's bound.
+
+    With random weights every label scores within noise of every other, so zero-shot top-1
+    agreement says nothing about the variant: it is recorded but not held to its bound.
+    """
     want = ref.image_embeddings if variant.tower == "vision" else ref.text_embeddings
     cos = _cosine(got, want)
     if variant.tower == "vision":
@@ -85,13 +90,15 @@ def measure(variant: Variant, got: np.ndarray, ref: Reference) -> Parity:
         top1 = _agreement(ref.image_embeddings @ got.T, ref.image_embeddings @ want.T)
     bound = BOUNDS[variant.precision]
     figure = float(cos.min() if bound.metric == "cosine_min" else cos.mean())
-    passed = figure >= bound.value and (bound.top1 is None or top1 >= bound.top1)
+    hold_top1 = bound.top1 is not None and not random_weights
+    passed = figure >= bound.value and (not hold_top1 or top1 >= bound.top1)
     return Parity(
         cosine_min=float(cos.min()),
         cosine_mean=float(cos.mean()),
         n_inputs=int(len(cos)),
         bound=bound.value,
-        metric=bound.metric + (f" and top1 >= {bound.top1}" if bound.top1 is not None else ""),
+        metric=bound.metric + (f" and top1 >= {bound.top1}" if hold_top1 else
+                               " (top-1 not held: random weights)" if bound.top1 is not None else ""),
         passed=bool(passed),
         top1_agreement=float(top1),
         n_labels=int(len(ref.labels)),

@@ -52,7 +52,7 @@ def verify_bundle(folder: Path) -> VerifyReport:
     ref = Reference.load(path)
     measured, drift = [], []
     for v in bundle.manifest.variants:
-        parity = measure(v, run_variant(bundle.path(v.file), v, ref), ref)
+        parity = measure(v, run_variant(bundle.path(v.file), v, ref), ref, bundle.random_weights)
         if v.parity is not None and _moved(v.parity, parity):
             drift.append(v.name)
         measured.append(dataclasses.replace(v, parity=parity))
