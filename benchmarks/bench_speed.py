@@ -122,8 +122,13 @@ def tower_speed(bundle, batch: int, rounds: int, threads: int) -> list[dict]:
     return rows
 
 
-def end_to_end(bundle, backend: str, variant: str, photos: Path, batch: int, threads: int) -> dict:
+def end_to_end(bundle, backend: str, variant: str, photos: Path, batch: int, threads: int, rounds: int = 3) -> dict:
+    """Folder of 1920x1080 JPEGs -> predictions, exact and ``--fast-decode``, against the tower's
+    own throughput, all measured round by round in one run so machine drift hits them alike."""
+    import dataclasses
+
     from bioclip_edge.runtime.classifier import ClassifyOptions, Classifier
+    from bioclip_edge.runtime.images import DecodeOptions
     from bioclip_edge.runtime.session import SessionOptions
 
     session = SessionOptions(intra_op_threads=threads, backend=backend)
@@ -131,22 +136,38 @@ def end_to_end(bundle, backend: str, variant: str, photos: Path, batch: int, thr
     options = ClassifyOptions(precision="int8", batch_size=batch, session=session)
     clf = Classifier(bundle, labels, options)
     clf.embedder = type(clf.embedder)(bundle, options=clf.embedder.options, variant=variant)
+    modes = {"exact": DecodeOptions(), "fast": DecodeOptions(draft_size=clf.transform.draft_size)}
     files = sorted(photos.glob("*.jpg"))
-    list(clf.iter_predict([files[0]]))  # warm-up
-    t = time.perf_counter()
-    results = list(clf.iter_predict([photos]))
-    seconds = time.perf_counter() - t
     x = np.zeros((batch, 3, *clf.embedder.image_size), dtype=np.float32)
-    clf.embedder.embed(x)
-    t = time.perf_counter()
-    n_batches = max(1, len(results) // batch)
-    for _ in range(n_batches):
+    n_batches = max(1, len(files) // batch)
+    times: dict[str, list[float]] = {"tower": [], **{m: [] for m in modes}}
+    results: dict[str, list] = {}
+    for round_ in range(rounds + 1):  # round 0 warms up every path
         clf.embedder.embed(x)
-    tower = n_batches * batch / (time.perf_counter() - t)
-    e2e = len(results) / seconds
-    return {"backend": backend, "variant": variant, "images": len(results), "failed": sum(bool(r["failures"]) for r in results),
-            "end_to_end_images_per_s": e2e, "tower_images_per_s": tower, "fraction_of_tower": e2e / tower,
-            "decode_threads": clf.threads, "image_size": "1920x1080 JPEG"}
+        t = time.perf_counter()
+        for _ in range(n_batches):
+            clf.embedder.embed(x)
+        times["tower"].append((time.perf_counter() - t) / (n_batches * batch))
+        for mode, decode in modes.items():
+            clf.options = dataclasses.replace(options, decode=decode)
+            t = time.perf_counter()
+            results[mode] = list(clf.iter_predict([photos]))
+            times[mode].append((time.perf_counter() - t) / len(results[mode]))
+    per_image = {k: statistics.median(v[1:]) for k, v in times.items()}
+    tower = 1.0 / per_image["tower"]
+    top1 = [r["predictions"][0]["index"] if r["predictions"] else None for r in results["exact"]]
+    fast_top1 = [r["predictions"][0]["index"] if r["predictions"] else None for r in results["fast"]]
+    out = {"backend": backend, "variant": variant, "images": len(results["exact"]),
+           "failed": sum(bool(r["failures"]) for r in results["exact"]), "tower_images_per_s": tower,
+           "decode_threads": clf.threads, "image_size": "1920x1080 JPEG", "rounds": rounds,
+           "fast_decode_draft_size": list(clf.transform.draft_size),
+           "fast_top1_agreement_with_exact": float(np.mean([a == b for a, b in zip(top1, fast_top1)]))}
+    for mode in modes:
+        rate = 1.0 / per_image[mode]
+        out[f"{mode}_images_per_s"] = rate
+        out[f"{mode}_fraction_of_tower"] = rate / tower
+    out["end_to_end_images_per_s"], out["fraction_of_tower"] = out["exact_images_per_s"], out["exact_fraction_of_tower"]
+    return out
 
 
 def cli_times(bundle: Path, photo: Path, out: Path) -> dict:
@@ -178,9 +199,14 @@ def markdown(result: dict) -> str:
                      f"{r['top1_agreement']:.3f} | {r['cosine_min']:.5f} |")
     e = result.get("end_to_end")
     if e:
-        lines += ["", f"End to end ({e['images']} x {e['image_size']}, {e['backend']} {e['variant']}, "
-                      f"{e['decode_threads']} decode threads): {e['end_to_end_images_per_s']:.2f} images/s = "
-                      f"{100 * e['fraction_of_tower']:.0f}% of the tower's own {e['tower_images_per_s']:.2f} images/s."]
+        lines += ["", f"End to end ({e['images']} x {e['image_size']} -> predictions, {e['backend']} {e['variant']}, "
+                      f"{e['decode_threads']} decode threads, medians of {e['rounds']} alternating rounds):", "",
+                      "| decoding | images/s | fraction of the tower's own throughput |", "|---|---|---|",
+                      f"| tower alone (batch {result['batch']}, no decoding) | {e['tower_images_per_s']:.2f} | 100% |",
+                      f"| exact (default; open_clip parity) | {e['exact_images_per_s']:.2f} | {100 * e['exact_fraction_of_tower']:.0f}% |",
+                      f"| --fast-decode (JPEG draft >= {e['fast_decode_draft_size'][0]} px) | {e['fast_images_per_s']:.2f} | "
+                      f"{100 * e['fast_fraction_of_tower']:.0f}% |", "",
+                      f"--fast-decode top-1 agreement with exact decoding on these frames: {e['fast_top1_agreement_with_exact']:.3f}."]
     c = result.get("cli")
     if c:
         lines += ["", f"`bioclip-edge --help`: {c['help_s_median'] * 1000:.0f} ms (median of 5). "
@@ -209,7 +235,8 @@ def main(argv: list[str] | None = None) -> int:
         best = max(ok, key=lambda r: r["images_per_s"])
         result["fastest"] = {k: best[k] for k in ("config", "backend", "variant", "images_per_s", "ratio_vs_torch")}
         photos = write_photos(args.out / "frames-1080p", size=(1920, 1080), copies=args.e2e_copies)
-        result["end_to_end"] = end_to_end(bundle, best["backend"], best["variant"], photos, args.batch, args.threads)
+        result["end_to_end"] = end_to_end(bundle, best["backend"], best["variant"], photos, args.batch, args.threads,
+                                           rounds=args.rounds)
         result["cli"] = cli_times(folder, next(photos.glob("*.jpg")), args.out)
     (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "speed.md").write_text(markdown(result))

@@ -128,7 +128,8 @@ class Classifier:
             decoded = load_image(item.path, self.options.decode)
             crops = []
             for index in targets:
-                box = crop_box(decoded.width, decoded.height, entry["detections"][index]["bbox"])
+                box = crop_box(decoded.image.width, decoded.image.height,  # decoded size: a draft decode is smaller
+                                entry["detections"][index]["bbox"])
                 crops.append(self.transform(decoded.image.crop(box)))
             info = {**decoded.exif, "width": decoded.width, "height": decoded.height, "targets": targets}
             return Prepared(item, pixels=np.stack(crops), info=info)

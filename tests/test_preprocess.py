@@ -98,6 +98,17 @@ def test_center_crop_pads_small_images_with_fill():
     assert tuple(array[4, 7]) == (200, 100, 50)  # original pixels in the middle
 
 
+def test_normalise_table_is_bit_identical_to_the_float32_formula():
+    """The look-up table in ImageTransform.normalise does torch's float32 arithmetic per value."""
+    mine = ImageTransform(size=(224, 224), resize_mode="shortest", interpolation="bicubic", mean=MEAN, std=STD)
+    array = np.random.default_rng(0).integers(0, 256, (61, 47, 3), dtype=np.uint8)
+    array[0, :3] = [[0, 0, 0], [255, 255, 255], [128, 1, 254]]
+    x = array.astype(np.float32) / np.float32(255.0)
+    want = ((x - np.asarray(MEAN, np.float32)) / np.asarray(STD, np.float32)).transpose(2, 0, 1)
+    got = mine.normalise(Image.fromarray(array))
+    assert got.dtype == np.float32 and got.flags.c_contiguous and np.array_equal(got, want)
+
+
 def test_rejects_non_rgb_input():
     transform = ImageTransform((224, 224), "shortest", "bicubic", MEAN, STD)
     with pytest.raises(ValueError, match="RGB"):
