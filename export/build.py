@@ -54,6 +54,7 @@ class ExportConfig:
     opset: int = DEFAULT_OPSET
     parity_images: int = 12
     nncf: bool = True  # with --calibration: also an NNCF int8 vision variant for OpenVINO, when nncf is installed
+    nncf_preset: str = "transformer"  # or "performance": faster, opt-in (see precision.quantize_nncf_int8)
     overwrite: bool = False
     progress: Callable[[str], None] = field(default=lambda msg: log.info(msg), compare=False)
 
@@ -99,6 +100,8 @@ def _check_config(cfg: ExportConfig) -> None:
         raise ExportError(f"{out}: already exists; pass --overwrite to replace it or choose another --out")
     if out.exists() and not (out / "manifest.json").exists() and any(out.iterdir()):
         raise ExportError(f"{out}: exists and is not a bundle; refusing to overwrite it")
+    if cfg.calibration is not None and "int8" not in cfg.precisions:
+        raise ExportError(f"--calibration {cfg.calibration}: calibration images are for the int8 variants; add int8 to --precision")
     if cfg.calibration is not None and not _calibration_files(cfg.calibration):
         raise ExportError(f"--calibration {cfg.calibration}: no images found there (jpg, png, tif, webp, bmp)")
 
@@ -154,13 +157,15 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
                                  name="vision.int8-static", storage="int8", compute="int8",
                                  quantization=q.to_manifest()))
         if cfg.nncf and prec.nncf_available() and fp32_files["vision"].data is None:
-            say(f"quantizing vision int8 with NNCF (for OpenVINO), calibrated on {len(pixels)} images")
-            qn = prec.QuantSettings("static", op_types=("all",), calibration={**q.calibration, "method": "nncf-transformer"})
+            say(f"quantizing vision int8 with NNCF ({cfg.nncf_preset} preset, for OpenVINO) on {len(pixels)} images")
+            qn = prec.QuantSettings("static", op_types=("all",),
+                                    calibration={**q.calibration, "method": f"nncf-{cfg.nncf_preset}"})
             f8n = prec.quantize_nncf_int8(fp32_files["vision"].graph, work / "vision.int8-nncf.onnx",
-                                          [pixels[i:i + 1] for i in range(len(pixels))], "pixels", qn)
+                                          [pixels[i:i + 1] for i in range(len(pixels))], "pixels", qn, cfg.nncf_preset)
             variants.append(_variant(work, f8n, "vision", "int8", "pixels", cfg.opset, dynamic_length,
                                      name="vision.int8-nncf", storage="int8", compute="int8",
-                                     quantization={**qn.to_manifest(), "tool": "nncf", "for_backend": "openvino"}))
+                                     quantization={**qn.to_manifest(), "tool": "nncf", "preset": cfg.nncf_preset,
+                                                   "for_backend": "openvino"}))
         elif cfg.nncf:
             say("skipping the NNCF int8 variant: " + ("nncf is not installed (pip install \"bioclip-edge[openvino]\")"
                                                       if not prec.nncf_available() else "graphs over 2 GB are not supported"))

@@ -26,6 +26,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", type=Path, help="folder of your own images: adds a static int8 vision variant calibrated on them")
     p.add_argument("--calibration-images", type=int, default=64, help="at most this many calibration images (default 64)")
     p.add_argument("--no-nncf", action="store_true", help="with --calibration: skip the NNCF int8 variant for OpenVINO")
+    p.add_argument("--nncf-preset", choices=("transformer", "performance"), default="transformer",
+                   help="NNCF int8 preset: transformer (default, closest to fp32) or performance "
+                        "(1.5x OpenVINO bf16 on ViT-B/16 here; check its parity with verify)")
     p.add_argument("--random", action="store_true", help="random weights on purpose (speed and parity work only)")
     p.add_argument("--allow-random", action="store_true", help="if the weights cannot be fetched, export the architecture with random weights (said plainly in the bundle)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights (default 0)")
@@ -43,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                            allow_random=args.allow_random, seed=args.seed, resize_mode=args.resize_mode)
     cfg = ExportConfig(request=request, out=args.out, precisions=parse_precisions(args.precision),
                        calibration=args.calibration, calibration_images=args.calibration_images,
-                       opset=args.opset, overwrite=args.overwrite, nncf=not args.no_nncf, progress=lambda m: print(f"- {m}", flush=True))
+                       opset=args.opset, overwrite=args.overwrite, nncf=not args.no_nncf, nncf_preset=args.nncf_preset, progress=lambda m: print(f"- {m}", flush=True))
     manifest = export_bundle(cfg)
     print_bundle_summary(args.out, manifest)
     return 0 if all(v.parity is None or v.parity.passed for v in manifest.variants) else 1

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import UserError
+from .backends import openvino_capabilities
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +61,6 @@ class EngineChoice:
         return "numpy fp32 blocks" if self.engine == "numpy" else f"OpenVINO {self.precision} + exact fp32 rescoring"
 
 
-@functools.lru_cache(maxsize=1)
-def _capabilities() -> tuple[str, ...]:
-    try:
-        import openvino as ov
-    except ImportError:
-        return ()
-    try:
-        return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
-    except Exception as exc:  # a broken install must not stop numpy scoring
-        log.warning("OpenVINO is installed but its CPU plugin failed: %s", exc)
-        return ()
-
-
 def fast_precision(caps: tuple[str, ...]) -> str:
     """The fastest ranking precision the CPU computes: f16 (AVX512-FP16/AMX-FP16), bf16, else f32."""
     if "FP16" in caps:
@@ -90,7 +78,7 @@ def choose_engine(requested: str = "auto", n: int | None = None, dim: int | None
         raise ScoringEngineError(f"scoring engine {requested!r}: choose one of {', '.join(ENGINES)}")
     if requested == "numpy":
         return EngineChoice("numpy", "f32", "numpy as requested")
-    caps = _capabilities()
+    caps = openvino_capabilities()
     if requested.startswith("openvino"):
         if not caps:
             raise ScoringEngineError(f"scoring engine {requested}: OpenVINO is not installed; "

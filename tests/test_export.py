@@ -165,8 +165,24 @@ def test_bad_requests_fail_before_any_work(tmp_path: Path, tiny_model_dir: Path)
     req = ModelRequest(f"local-dir:{tiny_model_dir}")
     with pytest.raises(ExportError, match="must include fp32"):
         export_bundle(ExportConfig(request=req, out=tmp_path / "x", precisions=("int8",)))
+    with pytest.raises(ExportError, match="add int8 to --precision"):
+        export_bundle(ExportConfig(request=req, out=tmp_path / "x", precisions=("fp32",), calibration=tiny_model_dir))
     with pytest.raises(ExportError, match="no images found"):
         export_bundle(ExportConfig(request=req, out=tmp_path / "x", calibration=empty))
     (tmp_path / "exists").mkdir()
     with pytest.raises(ExportError, match="already exists"):
         export_bundle(ExportConfig(request=req, out=tmp_path / "exists"))
+
+
+@pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
+def test_nncf_performance_preset_is_recorded_and_keeps_unit_norms(tiny_model_dir: Path, photo_dir: Path, tmp_path: Path):
+    out = tmp_path / "perf"
+    export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
+                               calibration=photo_dir, parity_images=6, nncf_preset="performance"))
+    bundle = Bundle.open(out)
+    v = bundle.variant("vision", name="vision.int8-nncf")
+    assert v.quantization["preset"] == "performance" and v.quantization["tool"] == "nncf"
+    assert v.parity.cosine_mean >= 0.99  # the figure is recorded whether or not top-1 holds
+    s = ort.InferenceSession(str(bundle.path(v.file)), providers=["CPUExecutionProvider"])
+    out_emb = s.run(None, {"pixels": np.random.rand(2, 3, 224, 224).astype(np.float32)})[0]
+    np.testing.assert_allclose(np.linalg.norm(out_emb, axis=1), 1.0, atol=1e-3)  # normalisation stays float

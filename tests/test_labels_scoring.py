@@ -147,7 +147,7 @@ def test_subset_by_column(data):
 # ---- scoring engines (issue 6): OpenVINO must give the numpy path's top-k and probabilities ----
 from bioclip_edge.runtime import scoring_engine  # noqa: E402
 
-needs_openvino = pytest.mark.skipif(not scoring_engine._capabilities(), reason="OpenVINO is not installed")
+needs_openvino = pytest.mark.skipif(not scoring_engine.openvino_capabilities(), reason="OpenVINO is not installed")
 OV_ENGINES = ["openvino-f32", "openvino"]  # exact f32; the CPU's fastest precision + fp32 rescoring
 
 
@@ -219,12 +219,12 @@ def test_engine_choice(monkeypatch):
     assert scoring_engine.choose_engine("auto", 1000, 512).engine == "numpy"  # small: no compile
     with pytest.raises(scoring_engine.ScoringEngineError, match="choose one of"):
         scoring_engine.choose_engine("cuda")
-    monkeypatch.setattr(scoring_engine, "_capabilities", lambda: ())
+    monkeypatch.setattr(scoring_engine, "openvino_capabilities", lambda: ())
     choice = scoring_engine.choose_engine("auto", 867_000, 768)
     assert choice.engine == "numpy" and "not installed" in choice.reason
     with pytest.raises(scoring_engine.ScoringEngineError, match="OpenVINO is not installed"):
         scoring_engine.choose_engine("openvino")
-    monkeypatch.setattr(scoring_engine, "_capabilities", lambda: ("FP32", "BF16"))
+    monkeypatch.setattr(scoring_engine, "openvino_capabilities", lambda: ("FP32", "BF16"))
     big = scoring_engine.choose_engine("auto", 867_000, 768)
     assert (big.engine, big.precision) == ("openvino", "bf16")
     monkeypatch.setenv(scoring_engine.ENGINE_ENV, "numpy")
