@@ -100,8 +100,8 @@ def run(args: argparse.Namespace) -> int:
     )
     clf = Classifier(bundle, args.labels, options)  # labels are checked here, before any image
     if clf.bundle.random_weights:
-        print(f"WARNING: {args.bundle} holds RANDOM weights ({clf.bundle.manifest.model.source.note or 'no trained checkpoint'}); "
-              "its predictions mean nothing. Use it for testing only.", file=sys.stderr)
+        why = (clf.bundle.manifest.model.source.note or "no trained checkpoint.").removeprefix("RANDOM WEIGHTS: ")
+        print(f"WARNING: {args.bundle} holds RANDOM weights: {why} Use it for testing only.", file=sys.stderr)
     meta = {**clf.describe(), "decode": decode_description(draft)}
     print(f"{meta['model']} ({meta['architecture']}): {meta['variant']} on {meta['backend']}; {len(clf.names)} labels",
           file=sys.stderr)

@@ -36,7 +36,7 @@ class ImageEmbedder:
         self.variant = bundle.variant("vision", precision, name=variant)
         self.transform = ImageTransform.from_manifest(bundle.manifest.preprocess)
         self.dim = bundle.manifest.model.embed_dim
-        self._session = make_session(bundle.path(self.variant.file), options.session)
+        self._session = make_session(bundle.path(self.variant.file), options.session, self.variant)
         self.backend = self._session.get_providers()[0]  # what actually runs, e.g. "OpenVINO CPU (bfloat16)"
         first = self._session.get_inputs()[0]
         self._input_name = self.variant.input_name or first.name

@@ -53,11 +53,15 @@ def resolve_providers(requested: Sequence[str]) -> list[str]:
     return resolved
 
 
-def make_session(model_path: str | os.PathLike, options: SessionOptions = SessionOptions()):
-    """A session for one ONNX file (external data beside it): onnxruntime, or OpenVINO behind the same API."""
+def make_session(model_path: str | os.PathLike, options: SessionOptions = SessionOptions(), variant=None):
+    """A session for one ONNX file (external data beside it): onnxruntime, or OpenVINO behind the same API.
+
+    ``variant`` (the manifest's entry for the file, when known) lets ``auto`` pick per graph.
+    """
     from .backends import OpenVinoSession, choose_backend
 
-    choice = choose_backend(options.backend)
+    quant = getattr(variant, "quantization", None) or {}
+    choice = choose_backend(options.backend, dynamic_int8=quant.get("mode") == "dynamic")
     if choice.backend.startswith("openvino"):
         return OpenVinoSession(model_path, exact_fp32=choice.backend == "openvino-f32", threads=options.intra_op_threads)
     return _onnxruntime_session(model_path, options)

@@ -49,3 +49,12 @@ def test_missing_openvino_is_a_clear_error(monkeypatch):
     with pytest.raises(BackendError, match="OpenVINO is not installed"):
         backends.choose_backend("openvino")
     assert backends.choose_backend("auto").backend == "onnxruntime"
+
+
+def test_auto_keeps_dynamic_int8_graphs_in_onnxruntime(tiny_bundle):
+    bundle = Bundle.open(tiny_bundle)
+    assert choose_backend("auto", dynamic_int8=True).backend == "onnxruntime"
+    embedder = ImageEmbedder(bundle, "int8", EmbedOptions(4, SessionOptions(backend="auto")))
+    assert embedder.backend == "CPUExecutionProvider"  # vision.int8 is onnxruntime's dynamic int8
+    fp32 = ImageEmbedder(bundle, "fp32", EmbedOptions(4, SessionOptions(backend="auto")))
+    assert fp32.backend.startswith("OpenVINO") == ("BF16" in openvino_capabilities())
