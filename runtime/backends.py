@@ -22,7 +22,7 @@ from ..errors import UserError
 
 log = logging.getLogger(__name__)
 
-BACKENDS = ("auto", "onnxruntime", "openvino", "openvino-f32")
+from .session import BACKEND_CHOICES as BACKENDS  # one list, shared with the CLI options
 
 
 class BackendError(UserError):

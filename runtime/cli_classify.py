@@ -11,6 +11,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .session import add_session_arguments
+
 HELP = "classify images (files, folders, lists) against labels; MegaDetector JSON, CSV or JSONL out"
 DESCRIPTION = (
     "Classify camera-trap images with a bundle and a label set. Whole images by default; with "
@@ -35,11 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default 16)")
     parser.add_argument("--threads", type=int, default=None,
                         help="image-decoding threads working alongside the model (default: min(4, CPUs); 0: decode inline)")
-    parser.add_argument("--model-threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "openvino", "openvino-f32"),
-                        help="inference backend (default auto: OpenVINO bf16 where the CPU has AMX/AVX-512 BF16 and "
-                             "OpenVINO is installed, else onnxruntime); openvino-f32 is OpenVINO in exact fp32")
-    parser.add_argument("--providers", default="cpu", help="onnxruntime providers in order, e.g. cuda,cpu (default cpu)")
+    add_session_arguments(parser)
     parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
     parser.add_argument("--relative-paths", action="store_true", help="write paths relative to the input folder")
     parser.add_argument("--detections", metavar="MD_JSON", default=None, help="MegaDetector output: classify its boxes")
@@ -67,11 +65,11 @@ def run(args: argparse.Namespace) -> int:
     from .bundle import Bundle
     from .detections import read_detections
     from .images import DEFAULT_MAX_PIXELS, DecodeOptions
-    from .inputs import discover
+    from .inputs import discover, require_images
     from .jobs import JobConfig, run_job
     from .outputs import format_for, write_results
     from .preprocess import ImageTransform
-    from .session import SessionOptions
+    from .session import session_options_from
 
     _check_numbers(args, CommandError)
     fmt = format_for(args.out or "", args.format)
@@ -81,7 +79,8 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError("with --detections, give exactly one INPUT: the folder the MegaDetector file's paths are relative to")
     if detections is not None and not Path(args.inputs[0]).is_dir():
         raise CommandError(f"{args.inputs[0]}: not a folder; with --detections, INPUT is the folder the MegaDetector file's paths start from")
-    items = discover(args.inputs, relative=args.relative_paths) if detections is None else []  # a mistyped input stops here
+    # a mistyped input, or inputs holding no image at all, stop here, before the model loads
+    items = require_images(discover(args.inputs, relative=args.relative_paths), args.inputs) if detections is None else []
     bundle = Bundle.open(args.bundle)  # checked before any image
     fast = bool(args.fast_decode) and detections is None
     if args.fast_decode and detections is not None:
@@ -93,8 +92,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         threads=args.threads,
         decode=DecodeOptions(max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, draft_size=draft),
-        session=SessionOptions(providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()),
-                               intra_op_threads=args.model_threads, backend=args.backend),
+        session=session_options_from(args),
         recipe=args.recipe,
         label_cache_dir=args.label_cache,
     )

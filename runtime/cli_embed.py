@@ -12,6 +12,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from .session import add_session_arguments
+
 HELP = "embed images (files, folders, lists) with a bundle's vision tower into a .npy file"
 
 
@@ -23,11 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="stored dtype (default float32)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default 16)")
     parser.add_argument("--threads", type=int, default=None, help="image-decoding threads (default: min(4, CPUs); 0: inline)")
-    parser.add_argument("--model-threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
-    parser.add_argument("--backend", default="auto", choices=("auto", "onnxruntime", "openvino", "openvino-f32"),
-                        help="inference backend (default auto: OpenVINO bf16 where the CPU has AMX/AVX-512 BF16 and "
-                             "OpenVINO is installed, else onnxruntime); openvino-f32 is OpenVINO in exact fp32")
-    parser.add_argument("--providers", default="cpu", help="onnxruntime providers in order (default cpu)")
+    add_session_arguments(parser)
     parser.add_argument("--relative-paths", action="store_true", help="write paths relative to the input folder")
     parser.add_argument("--max-pixels", type=int, default=None, help="decompression-bomb guard (default 100 MP)")
     parser.add_argument("--fast-decode", action="store_true",
@@ -56,16 +54,16 @@ def run(args: argparse.Namespace) -> int:
     from .cli_classify import decode_description
     from .embedder import EmbedOptions, ImageEmbedder, iter_embeddings
     from .images import DEFAULT_MAX_PIXELS, DecodeOptions
-    from .inputs import discover
+    from .inputs import discover, require_images
     from .jobs import progress_bar
     from .outputs import write_atomic
-    from .session import SessionOptions
+    from .session import session_options_from
 
     if args.batch_size < 1 or (args.threads is not None and args.threads < 0):
         raise CommandError("--batch-size must be at least 1 and --threads 0 or more")
-    items = discover(args.inputs, relative=args.relative_paths)
+    items = require_images(discover(args.inputs, relative=args.relative_paths), args.inputs)
     bundle = Bundle.open(args.bundle)
-    session = SessionOptions(providers=tuple(p.strip() for p in args.providers.split(",") if p.strip()), intra_op_threads=args.model_threads, backend=args.backend)
+    session = session_options_from(args)
     embedder = ImageEmbedder(bundle, args.precision, EmbedOptions(args.batch_size, session))
     if bundle.random_weights:
         print(f"WARNING: {args.bundle} holds RANDOM weights; these embeddings mean nothing. Use them for testing only.", file=sys.stderr)

@@ -147,3 +147,13 @@ def _name(path: Path, base: Path | None) -> str:
         return Path(os.path.relpath(os.path.abspath(path), os.path.abspath(base))).as_posix()
     except ValueError:  # different drive on Windows
         return Path(os.path.abspath(path)).as_posix()
+
+
+def require_images(items: list[ImageItem], inputs: Iterable[str | os.PathLike]) -> list[ImageItem]:
+    """Stop before any work when the inputs hold no image at all: almost always a wrong folder."""
+    if not items:
+        where = ", ".join(str(i) for i in inputs)
+        kinds = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
+        raise InputError(f"{where}: no images found (looked recursively for {kinds}, any letter case); "
+                         "check the folder, or pass a .txt file listing image paths")
+    return items

@@ -153,10 +153,6 @@ def build_label_matrix(bundle, table: LabelTable, out: str | os.PathLike, recipe
     return written
 
 
-def build_from_texts(bundle, names: Sequence[str], out, **kwargs) -> Path:
-    return build_label_matrix(bundle, LabelTable(list(names), {}), out, **kwargs)
-
-
 def _build_key(texts: list[str], recipe: str, fingerprint: str, per_chunk: int) -> str:
     h = hashlib.sha256()
     h.update(json.dumps([recipe, fingerprint, per_chunk, len(texts)]).encode())

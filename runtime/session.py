@@ -34,6 +34,25 @@ class SessionOptions:
     backend: str = "onnxruntime"  # onnxruntime | openvino | openvino-f32 | auto (see backends.py)
 
 
+BACKEND_CHOICES = ("auto", "onnxruntime", "openvino", "openvino-f32")  # see backends.py
+
+
+def add_session_arguments(parser, default_providers: str = "cpu") -> None:
+    """The inference options every image command takes (--model-threads, --backend, --providers)."""
+    parser.add_argument("--model-threads", type=int, default=None, help="inference intra-op threads (default: all cores)")
+    parser.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
+                        help="inference backend (default auto: OpenVINO bf16 where the CPU has AMX/AVX-512 BF16 and "
+                             "OpenVINO is installed, else onnxruntime); openvino-f32 is OpenVINO in exact fp32")
+    parser.add_argument("--providers", default=default_providers,
+                        help=f"onnxruntime providers in order, e.g. cuda,cpu (default {default_providers})")
+
+
+def session_options_from(args) -> "SessionOptions":
+    """SessionOptions from the arguments ``add_session_arguments`` added."""
+    providers = tuple(p.strip() for p in args.providers.split(",") if p.strip())
+    return SessionOptions(providers=providers, intra_op_threads=args.model_threads, backend=args.backend)
+
+
 def resolve_providers(requested: Sequence[str]) -> list[str]:
     """Map short names to onnxruntime provider names; refuse names this build lacks."""
     import onnxruntime as ort

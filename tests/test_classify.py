@@ -329,3 +329,16 @@ def test_detections_file_errors(tiny_bundle, photo_dir, tmp_path, capsys):
     out = tmp_path / "o.json"
     assert cli_main(["classify", str(tiny_bundle), str(photo_dir), "--detections", str(bad), "--labels", "a,b", "--out", str(out)]) == 2
     assert str(bad) in capsys.readouterr().err and not out.exists()
+
+
+def test_a_folder_without_images_stops_with_a_clear_error(tiny_bundle, tmp_path, capsys):
+    empty = tmp_path / "card"
+    (empty / "DCIM").mkdir(parents=True)
+    (empty / "DCIM" / "notes.txt.bak").write_text("not an image")
+    out = tmp_path / "p.json"
+    for command in (["classify", str(tiny_bundle), str(empty), "--labels", "a,b", "--out", str(out)],
+                    ["embed", str(tiny_bundle), str(empty), "--out", str(tmp_path / "e.npy")]):
+        assert cli_main(command) == 2
+        err = capsys.readouterr().err
+        assert "no images found" in err and str(empty) in err and "jpg" in err
+    assert not out.exists() and not (tmp_path / "e.npy").exists()
