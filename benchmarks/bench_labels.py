@@ -11,14 +11,17 @@
    tracemalloc peak (numpy allocations) and the peak resident set split into anonymous memory
    and file pages (the mapped matrix is page cache, not process memory).
 3. Engines vs the image tower (issue 6): the same matrix scored at batch 16 by each scoring engine
-   (numpy fp32 blocks; OpenVINO f32; OpenVINO in the CPU's fastest precision with exact fp32
-   rescoring), each in its own child process for its peak memory and its agreement with numpy,
+   (numpy fp32 blocks; ``openvino-old``, the engine before its rework, kept here to be timed side
+   by side; OpenVINO f32; OpenVINO in the CPU's fastest precision with exact fp32 rescoring;
+   ``openvino-bf16`` / ``openvino-f16`` force a precision), each in its own child process for its
+   peak memory and its agreement with numpy,
    then all of them alternated in one process with the ViT-L/14 image tower (random weights,
    OpenVINO as ``--backend auto`` picks it) at the same batch: ms per image for each, and the
    ratio scoring / tower (goal: under 0.10). The tower bundle is exported once and cached
    (``--tower-bundle``; a few minutes).
 
 Usage: python benchmarks/bench_labels.py --out bench-out/labels   (a folder, or a .json file)
+       ... --skip-build --engines-only --engines numpy,openvino-old,openvino   (part 3 alone)
 Takes about 4-8 minutes on 2 cores (plus the one-time ViT-L/14 export).
 """
 
@@ -231,22 +234,101 @@ def _queries(m, batch: int, seed: int = 2) -> np.ndarray:
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
+# ---- the engine before issue 6's rework, kept here only to be timed side by side ("openvino-old") ----
+LEGACY_ENGINE = "openvino-old"
+
+
+def _legacy_graphs(precision: str):
+    """Per block: an f16 -> f32 Convert + MatMul graph in ``precision``, then an f32 TopK / softmax-sum graph."""
+    import openvino as ov
+    import openvino.opset13 as ops
+    from openvino import opset11
+
+    rows = ops.parameter([-1, -1], ov.Type.f16, name="rows")
+    queries = ops.parameter([-1, -1], ov.Type.f32, name="queries")
+    product = ops.matmul(ops.convert(rows, ov.Type.f32), queries, False, True)
+    core = ov.Core()
+    first = core.compile_model(ov.Model([product.output(0)], [rows, queries]), "CPU",
+                               {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision})
+    products = ops.parameter([-1, -1], ov.Type.f32, name="products")
+    factor = ops.parameter([-1], ov.Type.f32, name="factor")
+    k = ops.parameter([], ov.Type.i64, name="k")
+    logits = ops.multiply(products, ops.unsqueeze(factor, ops.constant(np.int64(1))))
+    top = opset11.topk(logits, k, 0, "max", "value", ov.Type.i64, stable=True)
+    peak = ops.reduce_max(logits, ops.constant(np.int64(0)), True)
+    sums = ops.reduce_sum(ops.exp(ops.subtract(logits, peak)), ops.constant(np.int64(0)), False)
+    second = core.compile_model(ov.Model([top.output(0), top.output(1), peak.output(0), sums.output(0)], [products, factor, k]),
+                                "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
+    return first.create_infer_request(), second.create_infer_request()
+
+
+_LEGACY_REQUESTS: dict = {}  # precision -> (product, reduce) infer requests, compiled once per process
+
+
+def legacy_topk(matrix, emb: np.ndarray, k: int, spec, precision: str = "f16", block_rows: int = 5461):
+    """The previous OpenVINO engine for fp16 rows (16 MB fp32 blocks, TopK in OpenVINO), same exact rescoring."""
+    from bioclip_edge.runtime import scoring_engine as se
+
+    if precision not in _LEGACY_REQUESTS:
+        _LEGACY_REQUESTS[precision] = _legacy_graphs(precision)
+    product_req, reduce_req = _LEGACY_REQUESTS[precision]
+    emb = np.ascontiguousarray(np.atleast_2d(np.asarray(emb, dtype=np.float32)))
+    n = matrix.shape[0]
+    keep = min(n, k + {"f32": 4, "f16": 16, "bf16": 32}[precision])
+    rows = se._in_place_rows(matrix)
+    scale = np.array([spec.logit_scale], dtype=np.float32)
+    cand_val, cand_idx, peaks, sums = [], [], [], []
+    for start in range(0, n, block_rows):
+        block = rows[start : start + block_rows]
+        products = product_req.infer([block, emb], share_inputs=True)[0]
+        out = reduce_req.infer([products, scale, np.array(min(keep, block.shape[0]), dtype=np.int64)], share_inputs=True)
+        cand_val.append(np.array(out[0], dtype=np.float32).T)
+        cand_idx.append(np.array(out[1], dtype=np.int64).T + start)
+        peaks.append(np.array(out[2], dtype=np.float64)[0])
+        sums.append(np.array(out[3], dtype=np.float64))
+    approx, index = se._best(np.concatenate(cand_val, axis=1), np.concatenate(cand_idx, axis=1), keep)
+    peak = np.max(peaks, axis=0)
+    total = np.sum(np.asarray(sums) * np.exp(np.asarray(peaks) - peak), axis=0)
+    exact = se._exact_logits(matrix, None, emb, index, spec.logit_scale)
+    tail = total - np.exp(approx.astype(np.float64) - peak[:, None]).sum(axis=1)
+    total = np.maximum(tail, 0.0) + np.exp(exact.astype(np.float64) - peak[:, None]).sum(axis=1)
+    best_logit, best_index = se._best(exact, index, k)
+    probs = np.exp(best_logit.astype(np.float64) - (peak + np.log(total))[:, None]).astype(np.float32)
+    return best_index, probs, best_logit
+
+
+def run_engine(m, q: np.ndarray, k: int, engine: str):
+    """``scoring.topk`` with ``engine``, or the legacy engine (fp16 matrices, in the CPU's old choice: f16)."""
+    from bioclip_edge.runtime import scoring
+
+    if engine == LEGACY_ENGINE:
+        return legacy_topk(m.matrix, q, k, m.score_spec)
+    return scoring.topk(m.matrix, m.scales, q, k, m.score_spec, engine=engine)
+
+
+def engine_label(m, engine: str) -> str:
+    from bioclip_edge.runtime import scoring
+
+    if engine == LEGACY_ENGINE:
+        return "previous engine: OpenVINO f16 product graph + f32 TopK graph per 16 MB block, exact fp32 rescoring"
+    return scoring.engine_summary(m.n, m.dim, engine)
+
+
 def _engine_child(path: str, engine: str, batch: int, queue) -> None:
     """One engine alone: time for a batch, peak memory, and its top-5 for the agreement check."""
-    from bioclip_edge.runtime import scoring
     from bioclip_edge.runtime.labels import LabelMatrix
 
     m = LabelMatrix.load(path)
     q = _queries(m, batch)
     t0 = time.perf_counter()
-    scoring.topk(m.matrix, m.scales, q[:1], 5, m.score_spec, engine=engine)
+    run_engine(m, q[:1], 5, engine)
     first_s = time.perf_counter() - t0
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        idx, probs, _ = scoring.topk(m.matrix, m.scales, q, 5, m.score_spec, engine=engine)
+        idx, probs, _ = run_engine(m, q, 5, engine)
         times.append(time.perf_counter() - t0)
-    queue.put({"engine": scoring.engine_summary(m.n, m.dim, engine), "first_call_1_image_s": round(first_s, 3),
+    queue.put({"engine": engine_label(m, engine), "first_call_1_image_s": round(first_s, 3),
                f"batch_{batch}_s": round(min(times), 3), "ms_per_image": round(min(times) / batch * 1000, 1),
                "process": _proc_status(), "idx": idx.tolist(), "probs": probs.tolist()})
 
@@ -276,7 +358,6 @@ def ensure_tower_bundle(folder: Path) -> Path:
 
 def _alternating_child(path: str, bundle_dir: str, engines: list[str], batch: int, rounds: int, queue) -> None:
     """Tower and every engine in one process, alternated round by round; medians per image."""
-    from bioclip_edge.runtime import scoring
     from bioclip_edge.runtime.backends import choose_backend
     from bioclip_edge.runtime.bundle import Bundle
     from bioclip_edge.runtime.labels import LabelMatrix
@@ -295,7 +376,7 @@ def _alternating_child(path: str, bundle_dir: str, engines: list[str], batch: in
         session.run(None, {variant.input_name: pixels})
 
     jobs = [("vit_l14_tower", tower)] + [
-        (e, lambda e=e: scoring.topk(m.matrix, m.scales, q, 5, m.score_spec, engine=e)) for e in engines]
+        (e, lambda e=e: run_engine(m, q, 5, e)) for e in engines]
     for _, fn in jobs:  # warm-up (graph compiles, page cache)
         fn()
     times: dict[str, list[float]] = {name: [] for name, _ in jobs}
@@ -344,19 +425,24 @@ def bench_engines(path: Path, bundle_dir: Path | None, engines: list[str], batch
     return out
 
 
-def bench_scoring(n: int, dim: int, batch: int, folder: Path, engines_cfg: dict | None = None) -> dict:
+def bench_scoring(n: int, dim: int, batch: int, folder: Path, engines_cfg: dict | None = None,
+                  engines_only: bool = False) -> dict:
     from bioclip_edge.runtime.scoring import block_rows_for
+    from bioclip_edge.runtime.scoring_engine import block_rows_for as engine_block_rows_for
 
     path = folder / "synthetic_867k.npz"
     write_s = write_synthetic_matrix(path, n, dim)
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    proc = ctx.Process(target=_score_child, args=(str(path), batch, queue))
-    proc.start()
-    result = queue.get(timeout=900)
-    proc.join()
+    result: dict = {}
+    if not engines_only:
+        ctx = mp.get_context("spawn")
+        queue = ctx.Queue()
+        proc = ctx.Process(target=_score_child, args=(str(path), batch, queue))
+        proc.start()
+        result = queue.get(timeout=900)
+        proc.join()
     result["write_s"] = round(write_s, 1)
     result["block_rows"] = block_rows_for(dim)
+    result["engine_block_rows"] = engine_block_rows_for(dim)
     result["fp32_brute_force_matrix_MB"] = round(n * dim * 4 / 1e6, 1)
     if engines_cfg is not None:
         try:
@@ -379,8 +465,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=768)
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--skip-build", action="store_true")
-    p.add_argument("--engines", default="numpy,openvino-f32,openvino",
-                   help="scoring engines to compare at --score-batch (comma-separated; empty to skip)")
+    p.add_argument("--engines", default=f"numpy,{LEGACY_ENGINE},openvino-f32,openvino",
+                   help="scoring engines to compare at --score-batch (comma-separated; empty to skip); "
+                        f"{LEGACY_ENGINE} is the engine before issue 6's rework, for a side-by-side ratio")
+    p.add_argument("--engines-only", action="store_true",
+                   help="skip part 2 (numpy block scoring at --images); still writes the matrix for part 3")
     p.add_argument("--score-batch", type=int, default=16, help="batch for the engines-vs-tower comparison (default 16)")
     p.add_argument("--score-rounds", type=int, default=3, help="alternated rounds, medians kept (default 3)")
     p.add_argument("--tower-bundle", type=Path, default=Path(tempfile.gettempdir()) / "bioclip-edge-bench" / "vit-l-14",
@@ -403,7 +492,7 @@ def main(argv: list[str] | None = None) -> int:
             engines_cfg = None if not engines else {
                 "engines": engines, "batch": args.score_batch, "rounds": args.score_rounds,
                 "tower_bundle": None if args.skip_tower else args.tower_bundle}
-            report["scoring"] = bench_scoring(args.labels, args.dim, args.images, Path(tmp), engines_cfg)
+            report["scoring"] = bench_scoring(args.labels, args.dim, args.images, Path(tmp), engines_cfg, args.engines_only)
         except Exception as exc:  # noqa: BLE001
             report["scoring"] = {"error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(report["scoring"], indent=2), flush=True)

@@ -44,9 +44,9 @@ def run(out: Path, fresh: bool) -> int:
     if "classify" not in _commands():
         return verify
     photos = write_photos(out / "photos")
-    print(f"\n== classify {photos} (torch-free runtime, int8)", flush=True)
+    print(f"\n== classify {photos} (torch-free runtime; --precision auto picks the graph for this machine)", flush=True)
     predictions = out / "predictions.json"
-    code = cli(["classify", str(bundle), str(photos), "--labels", DEMO_LABELS, "--precision", "int8",
+    code = cli(["classify", str(bundle), str(photos), "--labels", DEMO_LABELS,
                 "--out", str(predictions), "--format", "megadetector", "--top-k", "3", "--relative-paths"])
     if predictions.exists():
         print_predictions(predictions)

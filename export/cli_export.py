@@ -26,9 +26,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--calibration", type=Path, help="folder of your own images: adds a static int8 vision variant calibrated on them")
     p.add_argument("--calibration-images", type=int, default=64, help="at most this many calibration images (default 64)")
     p.add_argument("--no-nncf", action="store_true", help="with --calibration: skip the NNCF int8 variant for OpenVINO")
-    p.add_argument("--nncf-preset", choices=("transformer", "performance"), default="transformer",
-                   help="NNCF int8 preset: transformer (default, closest to fp32) or performance "
-                        "(1.5x OpenVINO bf16 on ViT-B/16 here; check its parity with verify)")
+    p.add_argument("--nncf-preset", choices=("auto", "performance", "transformer"), default="auto",
+                   help="NNCF int8 preset: auto (default: performance, ~1.6x OpenVINO bf16 on ViT-B/16 here, kept only "
+                        "if every reference image keeps its top-1 and min cosine >= 0.995; else transformer), "
+                        "performance, or transformer (closest to fp32, about bf16 speed)")
     p.add_argument("--random", action="store_true", help="random weights on purpose (speed and parity work only)")
     p.add_argument("--allow-random", action="store_true", help="if the weights cannot be fetched, export the architecture with random weights (said plainly in the bundle)")
     p.add_argument("--seed", type=int, default=0, help="seed for random weights (default 0)")

@@ -193,9 +193,9 @@ def quantize_nncf_int8(src: Path, dst: Path, batches: Iterable[np.ndarray], inpu
     - ``transformer`` (default): NNCF's transformer preset (SmoothQuant, bias correction).
       Cosine 0.9998 to fp32, but no faster than OpenVINO bf16 (1.0-1.1x).
     - ``performance``: NNCF's default preset with the output normalisation (ReduceL2, Div) kept
-      in floating point (quantized, it left output norms of 1.13). 1.54x OpenVINO bf16 at cosine
-      >= 0.998; on the tiny test model one parity image in six changed its zero-shot top-1, so it
-      is opt-in until it is checked with trained weights (``bioclip-edge verify`` measures it).
+      in floating point (quantized, it left output norms of 1.13). 1.5-1.7x OpenVINO bf16 at
+      cosine >= 0.998. Less exact than ``transformer``, so the exporter's ``auto`` keeps it only
+      when it passes a parity gate on the reference set (``build._nncf_variant``).
     onnxruntime runs either graph too (parity is measured there).
     """
     import nncf

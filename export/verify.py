@@ -42,7 +42,7 @@ class VerifyReport:
 
 
 def verify_bundle(folder: Path) -> VerifyReport:
-    bundle = Bundle.open(folder, verify_checksums=True)
+    bundle = Bundle.open(folder, verify_checksums=True, reuse_verified=False)  # verify always re-hashes
     rel = bundle.manifest.parity_reference
     if not rel:
         raise BundleError(f"{folder}: the manifest names no parity reference; re-export the bundle to verify it")

@@ -102,6 +102,10 @@ def _resolve(bundle: Bundle, backend: str, tower: str, precision: str) -> tuple[
     if precision == "bf16":
         if backend != "openvino":
             return "bf16 runs through OpenVINO (onnxruntime's CPU provider has no bf16 kernels)"
+        from ..runtime.backends import openvino_capabilities
+
+        if "BF16" not in openvino_capabilities():
+            return "this CPU has no bf16 arithmetic (AMX / AVX-512 BF16), or OpenVINO is not installed"
         variant = _variant_for(bundle, tower, "fp32")
         return (variant, "bf16") if variant else f"bundle has no {tower} fp32 variant"
     if backend == "openvino" and precision == "int8":

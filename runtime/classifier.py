@@ -43,12 +43,12 @@ def default_threads() -> int:
 
 @dataclass(frozen=True)
 class ClassifyOptions:
-    precision: str = "fp32"
+    precision: str = "auto"  # see runtime.selection
     top_k: int = 5
     batch_size: int = 16
     threads: int | None = None  # decode threads; None: default_threads(); 0: decode inline
     decode: DecodeOptions = DecodeOptions()
-    session: SessionOptions = SessionOptions()
+    session: SessionOptions = SessionOptions(backend="auto")  # as the CLI: see runtime.selection
     recipe: str = "plain"  # text recipe for labels given as text
     label_cache_dir: str | None = None
 
@@ -93,7 +93,7 @@ class Classifier:
 
     def _prepare_whole(self, item: ImageItem) -> Prepared:
         decoded = load_image(item.path, self.options.decode)
-        pixels = self.transform(decoded.image)[None]
+        pixels = self.transform(decoded.image, approximate=decoded.scale > 1)[None]
         return Prepared(item, pixels=pixels, info={**decoded.exif, "width": decoded.width, "height": decoded.height})
 
     # --- MegaDetector boxes ---------------------------------------------------------------
@@ -175,6 +175,7 @@ class Classifier:
             "variant": self.embedder.variant.name,
             "precision": self.embedder.variant.precision,
             "backend": self.embedder.backend,
+            "chosen_because": self.embedder.selection.reason,
             "labels": len(self.names),
             "top_k": self.top_k,
             "random_weights": bool(model.source.random_weights),

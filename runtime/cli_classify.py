@@ -33,7 +33,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--format", choices=("megadetector", "csv", "jsonl"), default=None,
                         help="output format (default: from --out's suffix; MegaDetector JSON otherwise)")
     parser.add_argument("--top-k", type=int, default=5, help="labels kept per image or box (default 5)")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="vision variant (default fp32)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default 16)")
     parser.add_argument("--threads", type=int, default=None,
                         help="image-decoding threads working alongside the model (default: min(4, CPUs); 0: decode inline)")
@@ -50,7 +49,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "before the resize: faster on large frames, not bit-identical to open_clip's preprocessing; "
                              "whole images only (ignored with --detections); other formats decode exactly")
     parser.add_argument("--recipe", default="plain", help="text recipe for labels given as text (default plain)")
-    parser.add_argument("--label-cache", default=None, metavar="DIR", help="where text labels' embeddings are cached")
+    parser.add_argument("--label-cache", default=None, metavar="DIR",
+                        help="where text labels' embeddings are cached (default: ~/.cache/bioclip-edge/labels, "
+                             "or $BIOCLIP_EDGE_CACHE_DIR/labels; BIOCLIP_EDGE_CACHE_DIR=off: no cache)")
     parser.add_argument("--checkpoint-every", type=int, default=500, metavar="N", help="checkpoint every N images (default 500)")
     parser.add_argument("--checkpoint-seconds", type=float, default=60.0, help="... or every this many seconds (default 60)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -63,6 +64,7 @@ def run(args: argparse.Namespace) -> int:
     from ..cli import CommandError
     from .classifier import ClassifyOptions, Classifier
     from .bundle import Bundle
+    from .cache import cache_dir
     from .detections import read_detections
     from .images import DEFAULT_MAX_PIXELS, DecodeOptions
     from .inputs import discover, require_images
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
         raise CommandError(f"{args.inputs[0]}: not a folder; with --detections, INPUT is the folder the MegaDetector file's paths start from")
     # a mistyped input, or inputs holding no image at all, stop here, before the model loads
     items = require_images(discover(args.inputs, relative=args.relative_paths), args.inputs) if detections is None else []
-    bundle = Bundle.open(args.bundle)  # checked before any image
+    bundle = Bundle.open(args.bundle, defer_hashing=True)  # checked before any image
     fast = bool(args.fast_decode) and detections is None
     if args.fast_decode and detections is not None:
         print("note: --fast-decode is ignored with --detections (crops need the full-resolution image)", file=sys.stderr)
@@ -94,15 +96,15 @@ def run(args: argparse.Namespace) -> int:
         decode=DecodeOptions(max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, draft_size=draft),
         session=session_options_from(args),
         recipe=args.recipe,
-        label_cache_dir=args.label_cache,
+        label_cache_dir=args.label_cache or cache_dir("labels"),
     )
     clf = Classifier(bundle, args.labels, options)  # labels are checked here, before any image
     if clf.bundle.random_weights:
         why = (clf.bundle.manifest.model.source.note or "no trained checkpoint.").removeprefix("RANDOM WEIGHTS: ")
         print(f"WARNING: {args.bundle} holds RANDOM weights: {why} Use it for testing only.", file=sys.stderr)
     meta = {**clf.describe(), "decode": decode_description(draft)}
-    print(f"{meta['model']} ({meta['architecture']}): {meta['variant']} on {meta['backend']}; {len(clf.names)} labels",
-          file=sys.stderr)
+    print(f"{meta['model']} ({meta['architecture']}): {meta['variant']} on {meta['backend']} ({meta['chosen_because']}); "
+          f"{len(clf.names)} labels", file=sys.stderr)
     fingerprint = {
         "model": meta["model"],
         "variant_sha256": clf.embedder.variant.sha256,

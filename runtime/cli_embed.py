@@ -21,7 +21,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", metavar="BUNDLE", help="bundle folder written by 'bioclip-edge export'")
     parser.add_argument("inputs", metavar="INPUTS", nargs="+", help="image files, folders (recursive) or .txt lists of paths")
     parser.add_argument("--out", default="embeddings.npy", help="output .npy (default embeddings.npy); sidecar: same name, .json")
-    parser.add_argument("--precision", default="fp32", choices=("fp32", "fp16", "int8"), help="vision variant (default fp32)")
     parser.add_argument("--dtype", default="float32", choices=("float32", "float16"), help="stored dtype (default float32)")
     parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default 16)")
     parser.add_argument("--threads", type=int, default=None, help="image-decoding threads (default: min(4, CPUs); 0: inline)")
@@ -62,11 +61,13 @@ def run(args: argparse.Namespace) -> int:
     if args.batch_size < 1 or (args.threads is not None and args.threads < 0):
         raise CommandError("--batch-size must be at least 1 and --threads 0 or more")
     items = require_images(discover(args.inputs, relative=args.relative_paths), args.inputs)
-    bundle = Bundle.open(args.bundle)
+    bundle = Bundle.open(args.bundle, defer_hashing=True)
     session = session_options_from(args)
     embedder = ImageEmbedder(bundle, args.precision, EmbedOptions(args.batch_size, session))
     if bundle.random_weights:
         print(f"WARNING: {args.bundle} holds RANDOM weights; these embeddings mean nothing. Use them for testing only.", file=sys.stderr)
+    print(f"{bundle.manifest.model.id}: {embedder.variant.name} on {embedder.backend} ({embedder.selection.reason})",
+          file=sys.stderr)
     threads = default_threads() if args.threads is None else args.threads
     draft = embedder.transform.draft_size if args.fast_decode else None
     decode = DecodeOptions(max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, draft_size=draft)
@@ -95,6 +96,7 @@ def run(args: argparse.Namespace) -> int:
         "architecture": model.architecture,
         "variant": embedder.variant.name,
         "backend": embedder.backend,
+        "chosen_because": embedder.selection.reason,
         "dim": int(embedder.dim),
         "dtype": args.dtype,
         "normalised": True,

@@ -51,8 +51,23 @@ def describe(bundle) -> str:
         f"{'variant':<22} {'size':>10}  {'storage/compute':<16} parity vs PyTorch",
     ]
     for v in m.variants:
-        lines.append(f"{v.name:<22} {_size(v.total_bytes):>10}  {v.storage + '/' + v.compute:<16} {_parity(v.parity)}")
+        preset = (v.quantization or {}).get("preset")
+        lines.append(f"{v.name:<22} {_size(v.total_bytes):>10}  {v.storage + '/' + v.compute:<16} {_parity(v.parity)}"
+                     + (f"; NNCF {preset} preset" if preset else ""))
+    lines += ["", f"on this machine: {_auto_choice(bundle)}"]
     return "\n".join(lines)
+
+
+def _auto_choice(bundle) -> str:
+    """What ``classify``/``embed`` run with the default ``--precision auto --backend auto``."""
+    from ..errors import UserError
+    from .selection import select_vision
+
+    try:
+        chosen = select_vision(bundle)
+    except UserError as exc:
+        return f"--precision auto cannot choose ({exc})"
+    return f"--precision auto runs {chosen.variant.name} on {chosen.backend} ({chosen.reason})"
 
 
 def _size(n: int) -> str:

@@ -8,35 +8,43 @@ graph the manifest may name in future.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 
 from .bundle import Bundle
 from .preprocess import ImageTransform
+from .selection import select_vision
 from .session import SessionOptions, make_session
 
 
 @dataclass(frozen=True)
 class EmbedOptions:
-    batch_size: int = 16  # images per onnxruntime call
-    session: SessionOptions = SessionOptions()
+    batch_size: int = 16  # images per model call
+    session: SessionOptions = SessionOptions(backend="auto")  # as the CLI: see runtime.selection
 
 
 class ImageEmbedder:
-    """``ImageEmbedder(bundle, "fp32").embed(pixels[B, 3, H, W]) -> float32 [B, dim]``."""
+    """``ImageEmbedder(bundle, "auto").embed(pixels[B, 3, H, W]) -> float32 [B, dim]``."""
 
-    def __init__(self, bundle: Bundle | str, precision: str = "fp32", options: EmbedOptions = EmbedOptions(), variant: str | None = None):
+    def __init__(self, bundle: Bundle | str, precision: str = "auto", options: EmbedOptions = EmbedOptions(), variant: str | None = None):
+        """``precision``: a variant precision (fp32, fp16, int8, int8-static, int8-nncf) or ``auto``
+        (``runtime.selection``: the fastest verified variant for this machine); ``variant`` names
+        one graph outright. ``self.selection`` says what was chosen and why."""
         if not isinstance(bundle, Bundle):
             bundle = Bundle.open(bundle)
         if options.batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {options.batch_size}")
         self.bundle = bundle
         self.options = options
-        self.variant = bundle.variant("vision", precision, name=variant)
+        self.selection = select_vision(bundle, precision, options.session.backend, options.session.providers,
+                                       variant_name=variant)
+        self.variant = self.selection.variant
         self.transform = ImageTransform.from_manifest(bundle.manifest.preprocess)
         self.dim = bundle.manifest.model.embed_dim
-        self._session = make_session(bundle.path(self.variant.file), options.session, self.variant)
+        session_options = dataclasses.replace(options.session, backend=self.selection.backend)
+        self._session = make_session(bundle.model_path(self.variant), session_options, self.variant)
         self.backend = self._session.get_providers()[0]  # what actually runs, e.g. "OpenVINO CPU (bfloat16)"
         first = self._session.get_inputs()[0]
         self._input_name = self.variant.input_name or first.name
@@ -82,7 +90,7 @@ def iter_embeddings(embedder: ImageEmbedder, items, threads: int, decode=None):
     def prepare(item):
         decoded = load_image(item.path, decode)
         info = {**decoded.exif, "width": decoded.width, "height": decoded.height}
-        return Prepared(item, pixels=embedder.transform(decoded.image)[None], info=info)
+        return Prepared(item, pixels=embedder.transform(decoded.image, approximate=decoded.scale > 1)[None], info=info)
 
     batch = embedder.options.batch_size
     window = max(2 * batch, 4 * max(threads, 1))

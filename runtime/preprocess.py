@@ -66,11 +66,28 @@ class ImageTransform:
         side = FAST_DECODE_MARGIN * max(self.size)
         return (side, side)
 
-    def __call__(self, image: "Image.Image") -> np.ndarray:
+    def __call__(self, image: "Image.Image", approximate: bool = False) -> np.ndarray:
+        """``approximate``: for pictures that are already inexact (``--fast-decode`` drafts),
+        resize only the centre crop (``crop_resize``) instead of the whole picture."""
         if image.mode != "RGB":
             raise ValueError(f"ImageTransform expects an RGB image, got mode {image.mode!r}; use runtime.images.to_rgb first")
-        image = self.geometry(image)
+        image = self.crop_resize(image) if approximate else self.geometry(image)
         return self.normalise(image)
+
+    def crop_resize(self, image: "Image.Image") -> "Image.Image":
+        """``geometry`` for the shortest-side mode, resizing only the source region that lands in
+        the centre crop (Pillow's ``box``): the same filter and scale, 45% less work on 16:9
+        frames. Not bit-exact: Pillow takes the box in float32, so a few pixels in 10^4 differ by
+        one grey level (measured on 1080p photos). Other modes, and crops that would need
+        padding, take the exact path."""
+        height, width = self.size
+        if self.resize_mode != "shortest" or height != width or min(image.width, image.height) < height:
+            return self.geometry(image)
+        new_h, new_w = shortest_side_size(image.height, image.width, height)
+        top, left = int(round((new_h - height) / 2.0)), int(round((new_w - width) / 2.0))
+        sx, sy = image.width / new_w, image.height / new_h
+        box = (left * sx, top * sy, (left + width) * sx, (top + height) * sy)
+        return image.resize((width, height), _PIL_FILTERS[self.interpolation], box=box)
 
     def geometry(self, image: "Image.Image") -> "Image.Image":
         """Resize and crop/pad to exactly ``size`` (what open_clip does before ToTensor)."""

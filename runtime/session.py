@@ -35,10 +35,14 @@ class SessionOptions:
 
 
 BACKEND_CHOICES = ("auto", "onnxruntime", "openvino", "openvino-f32")  # see backends.py
+PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8", "int8-static", "int8-nncf")  # see selection.py
 
 
 def add_session_arguments(parser, default_providers: str = "cpu") -> None:
-    """The inference options every image command takes (--model-threads, --backend, --providers)."""
+    """The inference options every image command takes (--precision, --model-threads, --backend, --providers)."""
+    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
+                        help="vision variant (default auto: the fastest variant whose parity passed at export, for this "
+                             "machine and backend, said in the output); fp32 for exact open_clip embeddings")
     parser.add_argument("--model-threads", type=int, default=None, help="inference intra-op threads (default: all cores)")
     parser.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
                         help="inference backend (default auto: OpenVINO bf16 where the CPU has AMX/AVX-512 BF16 and "

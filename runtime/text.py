@@ -31,7 +31,7 @@ class TextEncoder:
         self.variant = bundle.variant("text", precision, name=variant_name)
         self.tokenizer = Tokenizer.from_bundle(bundle)
         self.dim = int(bundle.manifest.model.embed_dim)
-        self.session = make_session(bundle.path(self.variant.file), options, self.variant)
+        self.session = make_session(bundle.model_path(self.variant), options, self.variant)
         inputs = {i.name: i for i in self.session.get_inputs()}
         if self.variant.input_name not in inputs:
             raise TextEncoderError(

@@ -20,6 +20,21 @@ OPENAI_MEAN = [0.48145466, 0.4578275, 0.40821073]
 OPENAI_STD = [0.26862954, 0.26130258, 0.27577711]
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _private_cache(tmp_path_factory):
+    """Caches (OpenVINO blobs, label embeddings, checksum stamps) go to a temporary folder, never
+    the developer's home, and start empty for every test session."""
+    import os
+
+    old = os.environ.get("BIOCLIP_EDGE_CACHE_DIR")
+    os.environ["BIOCLIP_EDGE_CACHE_DIR"] = str(tmp_path_factory.mktemp("cache"))
+    yield
+    if old is None:
+        os.environ.pop("BIOCLIP_EDGE_CACHE_DIR", None)
+    else:
+        os.environ["BIOCLIP_EDGE_CACHE_DIR"] = old
+
+
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow (real-size ViT-L/H exports)")
 

@@ -22,7 +22,7 @@ def test_openvino_matches_onnxruntime(tiny_bundle, photo_dir, backend, bound):
 
     bundle = Bundle.open(tiny_bundle)
     images = [load_image(p).image for p in sorted(photo_dir.glob("*.jpg"))]
-    ref = ImageEmbedder(bundle).embed_images(images)
+    ref = ImageEmbedder(bundle, "fp32", EmbedOptions(4, SessionOptions(backend="onnxruntime"))).embed_images(images)
     got_embedder = ImageEmbedder(bundle, options=EmbedOptions(4, SessionOptions(backend=backend)))
     assert got_embedder.backend.startswith("OpenVINO CPU")
     got = got_embedder.embed_images(images)  # 6 images in batches of 4: dynamic batch

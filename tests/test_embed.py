@@ -12,6 +12,7 @@ from bioclip_edge.runtime import Bundle
 from bioclip_edge.runtime.embedder import ImageEmbedder, EmbedOptions
 from bioclip_edge.runtime.images import load_image
 from bioclip_edge.runtime.inputs import discover
+from bioclip_edge.runtime.session import SessionOptions
 from image_factory import bad_images
 
 
@@ -41,7 +42,7 @@ def test_lower_precisions_agree_with_fp32(tiny_bundle, images):
         got = ImageEmbedder(bundle, precision).embed_images(images)
         cos = (ref * got).sum(axis=1)
         assert cos.min() > bound, (precision, cos)
-    with pytest.raises(Exception, match="no variant"):
+    with pytest.raises(Exception, match="choose one of auto, fp32"):
         ImageEmbedder(bundle, "bf16")
 
 
@@ -49,16 +50,17 @@ def test_cli_embed_writes_npy_and_sidecar(tiny_bundle, photo_dir, tmp_path, caps
     bad = bad_images(tmp_path / "bad")
     out = tmp_path / "emb.npy"
     code = cli_main(["embed", str(tiny_bundle), str(photo_dir), str(tmp_path / "bad"), "--out", str(out), "--no-progress",
-                     "--backend", "onnxruntime"])  # exact fp32, compared with a direct onnxruntime run below
+                     "--backend", "onnxruntime", "--precision", "fp32"])  # exact, compared with a direct run below
     assert code == 1  # some inputs failed
     matrix = np.load(out)
     side = json.loads((tmp_path / "emb.json").read_text())
     assert matrix.shape == (len(side["images"]), side["dim"]) == (6, Bundle.open(tiny_bundle).manifest.model.embed_dim)
-    assert side["backend"] == "CPUExecutionProvider"
+    assert side["backend"] == "CPUExecutionProvider" and side["variant"] == "vision.fp32"
+    assert "--precision fp32" in side["chosen_because"]
     assert len(side["failures"]) == len(bad) - 1  # the folder named folder.jpg is walked, not an image
     assert all(f["reason"] for f in side["failures"])
     # rows follow the sidecar's order and match a direct embedding
-    embedder = ImageEmbedder(Bundle.open(tiny_bundle))
+    embedder = ImageEmbedder(Bundle.open(tiny_bundle), "fp32", EmbedOptions(session=SessionOptions(backend="onnxruntime")))
     direct = embedder.embed_images([load_image(side["images"][2]["filepath"]).image])
     np.testing.assert_allclose(matrix[2], direct[0], atol=1e-5)
     assert "6 image(s)" in capsys.readouterr().out
@@ -70,6 +72,10 @@ def test_cli_info_lists_variants_with_sizes_and_parity(tiny_bundle, capsys):
     for name in ("vision.fp32", "vision.fp16", "vision.int8", "text.fp32"):
         assert name in text
     assert "MB" in text and "cos min" in text and "WARNING" not in text
+    from bioclip_edge.runtime.selection import select_vision
+
+    chosen = select_vision(Bundle.open(tiny_bundle))
+    assert f"on this machine: --precision auto runs {chosen.variant.name} on {chosen.backend}" in text
     assert cli_main(["info", str(tiny_bundle), "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["schema_version"] == 1
 

@@ -186,3 +186,33 @@ def test_nncf_performance_preset_is_recorded_and_keeps_unit_norms(tiny_model_dir
     s = ort.InferenceSession(str(bundle.path(v.file)), providers=["CPUExecutionProvider"])
     out_emb = s.run(None, {"pixels": np.random.rand(2, 3, 224, 224).astype(np.float32)})[0]
     np.testing.assert_allclose(np.linalg.norm(out_emb, axis=1), 1.0, atol=1e-3)  # normalisation stays float
+
+
+@pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
+def test_nncf_auto_preset_falls_back_when_the_gate_is_missed(tiny_model_dir: Path, photo_dir: Path, tmp_path: Path,
+                                                             monkeypatch):
+    """auto tries the performance preset first; a graph that misses the gate is replaced by the
+    transformer preset, and the manifest says why (a gate no graph can pass forces that path)."""
+    import bioclip_edge.export.build as build
+
+    monkeypatch.setattr(build, "NNCF_GATE_COSINE_MIN", 1.5)
+    out = tmp_path / "auto"
+    export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
+                               calibration=photo_dir, parity_images=6))
+    v = Bundle.open(out).variant("vision", name="vision.int8-nncf")
+    assert v.quantization["preset"] == "transformer"
+    note = v.quantization["preset_note"]
+    assert "missed the gate" in note and "min cosine" in note and "gate on 12 images" in note  # 6 reference + 6 calibration
+    assert v.parity.passed
+
+
+def test_performance_gate_holds_top1_only_for_trained_weights():
+    from bioclip_edge.export.build import gate_misses
+
+    def figures(cos_min: float, top1: float) -> dict:
+        return {"images": 100, "cosine_min": cos_min, "top1_agreement": top1}
+
+    assert gate_misses(figures(0.998, 0.99), random_weights=False) == ""
+    assert "top-1 agreement 0.980 < 0.99" in gate_misses(figures(0.998, 0.98), random_weights=False)
+    assert gate_misses(figures(0.998, 0.5), random_weights=True) == ""  # random: noise, not held
+    assert "min cosine 0.9900" in gate_misses(figures(0.99, 1.0), random_weights=True)

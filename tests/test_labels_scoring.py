@@ -229,7 +229,7 @@ def test_engine_choice(monkeypatch):
     assert (big.engine, big.precision) == ("openvino", "bf16")
     monkeypatch.setenv(scoring_engine.ENGINE_ENV, "numpy")
     assert scoring_engine.choose_engine("auto", 867_000, 768).engine == "numpy"
-    assert scoring_engine.fast_precision(("FP32",)) == "f32" and scoring_engine.fast_precision(("BF16", "FP16")) == "f16"
+    assert scoring_engine.fast_precision(("FP32",)) == "f32" and scoring_engine.fast_precision(("BF16", "FP16")) == "bf16"
 
 
 def test_summary_names_the_engine(data, monkeypatch):

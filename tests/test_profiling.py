@@ -290,3 +290,18 @@ def test_cli_module_imports_only_the_standard_library():
             "print(sorted(m for m in ('numpy', 'onnxruntime', 'torch', 'onnx', 'matplotlib') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
+
+
+def test_openvino_runner_is_the_runtime_session_at_a_fixed_shape(tiny_bundle):
+    from bioclip_edge.profiling import runners
+    from bioclip_edge.profiling.runners import Target
+    from bioclip_edge.runtime import Bundle
+    from bioclip_edge.runtime.backends import openvino_capabilities
+
+    if not openvino_capabilities():
+        pytest.skip("OpenVINO is not installed")
+    bundle = Bundle.open(tiny_bundle)
+    exact = runners.openvino_runner(bundle, Target("openvino", "vision.fp32", "fp32", "fp32", batch=3, threads=1))()[0]
+    ref = runners.ort_runner(bundle, Target("ort", "vision.fp32", "fp32", "fp32", batch=3, threads=1))()[0]
+    assert exact.shape == ref.shape == (3, bundle.manifest.model.embed_dim)
+    assert (exact * ref).sum(1).min() > 0.99999  # the same random inputs, exact f32 on both
