@@ -128,7 +128,10 @@ def test_iter_predict_streams(clf, photo_dir):
 def test_broken_bundle_and_labels_stop_before_work(tiny_bundle, tmp_path, photo_dir):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_bundle, broken)
-    with open(broken / "vision.fp32.onnx", "r+b") as fh:
+    from bioclip_edge.runtime.selection import select_vision
+
+    loaded = select_vision(Bundle.open(tiny_bundle)).variant.file  # the graph this run will load
+    with open(broken / loaded, "r+b") as fh:
         fh.seek(100)
         fh.write(b"\x00\x01\x02\x03")
     out = tmp_path / "p.json"

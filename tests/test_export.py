@@ -186,6 +186,14 @@ def test_nncf_performance_preset_is_recorded_and_keeps_unit_norms(tiny_model_dir
     s = ort.InferenceSession(str(bundle.path(v.file)), providers=["CPUExecutionProvider"])
     out_emb = s.run(None, {"pixels": np.random.rand(2, 3, 224, 224).astype(np.float32)})[0]
     np.testing.assert_allclose(np.linalg.norm(out_emb, axis=1), 1.0, atol=1e-3)  # normalisation stays float
+    import onnx
+
+    graph = onnx.load(str(bundle.path(v.file))).graph
+    made_by = {out: node.op_type for node in graph.node for out in node.output}
+    adds = [node for node in graph.node if node.op_type == "Add"]
+    assert adds
+    assert not [a.name for a in adds if any(made_by.get(i) == "DequantizeLinear" for i in a.input)]  # residual adds float
+    assert sum(node.op_type == "QuantizeLinear" for node in graph.node) > 4  # the matmuls are int8
 
 
 @pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
