@@ -211,9 +211,9 @@ def _nncf_variant(cfg: ExportConfig, work: Path, fp32: OnnxFile, pixels: np.ndar
             f"performance preset missed the gate ({missed}); transformer preset written instead"
         note = f"auto: {verdict}; gate on {figures['images']} images: min cosine {figures['cosine_min']:.4f}, " \
                f"top-1 agreement {figures['top1_agreement']:.3f}"
+        say(note)
         if not missed:
             return _replace(variant, quantization={**quant, "preset_note": note})
-        say(note)
     return variant
 
 

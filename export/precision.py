@@ -213,7 +213,13 @@ def quantize_nncf_int8(src: Path, dst: Path, batches: Iterable[np.ndarray], inpu
         kwargs = {"model_type": nncf.ModelType.TRANSFORMER}
     else:
         kwargs = {"ignored_scope": nncf.IgnoredScope(types=list(PERFORMANCE_FLOAT_TYPES), validate=False)}
-    quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=sum(len(d[input_name]) for d in data), **kwargs)
+    nncf_log = logging.getLogger("nncf")
+    level = nncf_log.level
+    nncf_log.setLevel(logging.WARNING)  # one INFO line per kept-float node (75 on ViT-B/16) is noise here
+    try:
+        quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=sum(len(d[input_name]) for d in data), **kwargs)
+    finally:
+        nncf_log.setLevel(level)
     return save_model(quantized, dst)
 
 
