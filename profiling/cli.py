@@ -64,7 +64,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def _bench_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--precision", default="fp32,int8", help="comma list: fp32, fp16, int8, int8-static, bf16 (default %(default)s)")
+    p.add_argument("--precision", default="fp32,int8", help="comma list: fp32, fp16, int8 (OpenVINO: the NNCF graph when the bundle has one), int8-static, int8-nncf, bf16 (default %(default)s)")
     p.add_argument("--batch", default="1,8", help="comma list of batch sizes (default %(default)s)")
     p.add_argument("--threads", default=None, help="comma list of thread counts (default: this machine's cores)")
     p.add_argument("--backend", default="ort", help="comma list: ort, openvino, torch (default %(default)s)")

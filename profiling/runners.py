@@ -65,13 +65,13 @@ def ort_runner(bundle: Bundle, target: Target) -> Callable[[], Any]:
 
 def openvino_runner(bundle: Bundle, target: Target) -> Callable[[], Any]:
     """The runtime's own OpenVINO session (one stream, latency hint), shape fixed to the batch.
-    bf16 targets run OpenVINO's default precision (bf16 where the CPU has it); the rest exact f32
-    (int8 graphs keep their int8 kernels either way)."""
+    fp32 targets run exact f32; bf16 and int8 targets run OpenVINO's default precision, as the
+    runtime does (bf16 where the CPU has it, for whatever an int8 graph leaves in float)."""
     from ..runtime.backends import OpenVinoSession
 
     variant = bundle.variant(target.tower, name=target.variant)
     x = make_inputs(bundle, target)
-    session = OpenVinoSession(bundle.path(variant.file), exact_fp32=target.compute != "bf16", threads=target.threads,
+    session = OpenVinoSession(bundle.path(variant.file), exact_fp32=target.compute == "fp32", threads=target.threads,
                               static_shape=x.shape)
     feed = {variant.input_name: x}
     return lambda: session.run(None, feed)

@@ -262,8 +262,9 @@ def activations_gb(model_cfg: dict, batch: int) -> float:
 def efficiency_from_rows(rows: list[dict[str, Any]], precision: str) -> tuple[float, str] | None:
     """Best measured vision efficiency for the arithmetic a precision runs in, with where it came from."""
     compute = {"fp16": "fp32", "int8": "int8", "bf16": "bf16"}.get(precision, "fp32")
+    accepted = {compute, "int8-ov"} if compute == "int8" else {compute}  # OpenVINO int8, held to its own peak
     candidates = [r for r in rows if r.get("status") == "ok" and r.get("tower", "vision") == "vision"
-                  and r.get("compute") == compute and r.get("efficiency")]
+                  and r.get("compute") in accepted and r.get("efficiency")]
     if not candidates and compute == "bf16":
         return efficiency_from_rows(rows, "fp32")
     if not candidates:

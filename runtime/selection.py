@@ -44,9 +44,6 @@ class Selection:
     backend: str  # onnxruntime | openvino | openvino-f32: what make_session should open
     reason: str  # one line for people: why this variant on this backend
 
-    def describe(self) -> str:
-        return f"{self.variant.name} on {self.backend} ({self.reason})"
-
 
 def select_vision(bundle: Bundle, precision: str = "auto", backend: str = "auto",
                   providers: tuple[str, ...] = ("cpu",), variant_name: str | None = None) -> Selection:

@@ -305,3 +305,22 @@ def test_openvino_runner_is_the_runtime_session_at_a_fixed_shape(tiny_bundle):
     ref = runners.ort_runner(bundle, Target("ort", "vision.fp32", "fp32", "fp32", batch=3, threads=1))()[0]
     assert exact.shape == ref.shape == (3, bundle.manifest.model.embed_dim)
     assert (exact * ref).sum(1).min() > 0.99999  # the same random inputs, exact f32 on both
+
+
+def test_openvino_int8_is_held_to_openvinos_own_int8_peak(tiny_bundle):
+    """OpenVINO's int8 kernels (VNNI/AMX) outrun onnxruntime's dynamic int8, so an OpenVINO int8
+    target gets its own peak kind, timed on a static QDQ chain in the same rounds."""
+    from bioclip_edge.profiling.bench import BenchSettings
+    from bioclip_edge.profiling.measure import profile_bundle
+    from bioclip_edge.runtime.backends import openvino_capabilities
+
+    if not openvino_capabilities():
+        pytest.skip("OpenVINO is not installed")
+    run = profile_bundle(tiny_bundle, ("openvino", "ort"), ("int8",), (1,), (1,),
+                         settings=BenchSettings(warmup=1, min_runs=3, max_runs=3, seconds_per_target=0.05, pause_s=0.0),
+                         peak_seconds=0.05)
+    rows = {r["backend"]: r for r in run.ok_rows()}
+    assert rows["openvino"]["compute"] == "int8-ov" and rows["ort"]["compute"] == "int8"
+    peaks = {(p["kind"], p["backend"]) for p in run.peaks if p.get("gflops")}
+    assert {("int8-ov", "openvino"), ("int8", "onnxruntime")} <= peaks
+    assert rows["openvino"]["efficiency"] and rows["ort"]["efficiency"]
