@@ -72,6 +72,7 @@ def openvino_runner(bundle: Bundle, target: Target) -> Callable[[], Any]:
     variant = bundle.variant(target.tower, name=target.variant)
     x = make_inputs(bundle, target)
     session = OpenVinoSession(bundle.path(variant.file), exact_fp32=target.compute == "fp32", threads=target.threads,
+                              int8=target.compute.startswith("int8"),
                               static_shape=x.shape)
     feed = {variant.input_name: x}
     return lambda: session.run(None, feed)

@@ -90,9 +90,11 @@ class OpenVinoSession:
     """An OpenVINO compiled model with the slice of onnxruntime's InferenceSession API we use."""
 
     def __init__(self, path: str | Path, exact_fp32: bool = False, threads: int | None = None,
-                 static_shape: tuple[int, ...] | None = None):
+                 static_shape: tuple[int, ...] | None = None, int8: bool = False):
         """``static_shape``: fix the input shape before compiling (benchmarks that time one shape);
-        the runtime leaves the batch dynamic so any batch runs without a recompile."""
+        the runtime leaves the batch dynamic so any batch runs without a recompile. ``int8``: the
+        graph is quantized, so its label says int8 first (the precision hint only covers what
+        the graph leaves in float)."""
         import openvino as ov
 
         core = ov.Core()
@@ -117,6 +119,7 @@ class OpenVinoSession:
             self._compiled = core.compile_model(model, "CPU", config)
         self._request = self._compiled.create_infer_request()
         self.precision = str(self._compiled.get_property("INFERENCE_PRECISION_HINT")).replace("<Type: '", "").rstrip("'>")
+        self.int8 = int8
 
     def get_inputs(self) -> list[_Input]:
         out = []
@@ -129,7 +132,7 @@ class OpenVinoSession:
         return out
 
     def get_providers(self) -> list[str]:
-        return [f"OpenVINO CPU ({self.precision})"]
+        return [f"OpenVINO CPU (int8; {self.precision} elsewhere)" if self.int8 else f"OpenVINO CPU ({self.precision})"]
 
     def run(self, output_names, feeds: dict[str, Any]):
         import numpy as np

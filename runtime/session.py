@@ -86,7 +86,8 @@ def make_session(model_path: str | os.PathLike, options: SessionOptions = Sessio
     quant = getattr(variant, "quantization", None) or {}
     choice = choose_backend(options.backend, dynamic_int8=quant.get("mode") == "dynamic")
     if choice.backend.startswith("openvino"):
-        return OpenVinoSession(model_path, exact_fp32=choice.backend == "openvino-f32", threads=options.intra_op_threads)
+        return OpenVinoSession(model_path, exact_fp32=choice.backend == "openvino-f32", threads=options.intra_op_threads,
+                               int8=getattr(variant, "compute", None) == "int8")
     return _onnxruntime_session(model_path, options)
 
 

@@ -58,3 +58,16 @@ def test_auto_keeps_dynamic_int8_graphs_in_onnxruntime(tiny_bundle):
     assert embedder.backend == "CPUExecutionProvider"  # vision.int8 is onnxruntime's dynamic int8
     fp32 = ImageEmbedder(bundle, "fp32", EmbedOptions(4, SessionOptions(backend="auto")))
     assert fp32.backend.startswith("OpenVINO") == ("BF16" in openvino_capabilities())
+
+
+@needs_openvino
+def test_openvino_label_says_int8_for_quantized_graphs(tiny_bundle):
+    """A newcomer reading "OpenVINO CPU (bfloat16)" for an int8 graph would think int8 was not used."""
+    from bioclip_edge.runtime.session import make_session
+
+    bundle = Bundle.open(tiny_bundle)
+    static = bundle.variant("vision", name="vision.int8-static")
+    quantized = make_session(bundle.path(static.file), SessionOptions(backend="openvino"), static)
+    assert quantized.get_providers()[0].startswith("OpenVINO CPU (int8; ")
+    fp32 = bundle.variant("vision", "fp32")
+    assert "int8" not in make_session(bundle.path(fp32.file), SessionOptions(backend="openvino"), fp32).get_providers()[0]
