@@ -3,10 +3,12 @@
 The model is built with ``device='meta'``: shapes only, no memory and no weights, so ViT-H/14
 (986M parameters) counts in about a second. Two traps are handled here:
 
-* Under ``no_grad``/``inference_mode`` on a real device, ``nn.MultiheadAttention`` takes a fused
-  fast path that FlopCounterMode and fvcore count as zero (ViT-B/16 reads 22.5 instead of 35
-  GFLOPs). We trace with grad enabled on meta tensors, where the fast path is never taken, and
-  refuse a result whose attention count is zero for a model that has attention layers.
+* Under ``no_grad``/``inference_mode`` on a real device, ``nn.MultiheadAttention`` may take a
+  fused fast path that FlopCounterMode and fvcore count as zero (ViT-B/16 reads 22.5 instead of
+  35 GFLOPs), and scaled-dot-product attention may pick a fused CPU kernel the counter has no
+  formula for; which happens depends on the torch version. We switch both off explicitly (MHA
+  fast path off, SDPA on its math backend) and trace with grad enabled, and refuse a result
+  whose attention count is zero for a model that has attention layers.
 * Tables differ on whether attention products count. FlopCounterMode reports per aten op, so
   weight products (mm/addmm/convolution/linear) and activation products (bmm/baddbmm/
   scaled-dot-product attention) are summed separately: ``matmul_only`` and ``with_attention``.
@@ -16,8 +18,9 @@ torch and open_clip are imported inside the functions: profiling must load witho
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Iterator
 
 WEIGHT_OPS = ("mm", "addmm", "convolution", "_convolution", "linear", "conv2d")
 ATTENTION_OPS = ("bmm", "baddbmm", "_scaled_dot_product", "scaled_dot_product", "_flash_attention", "_efficient_attention")
@@ -75,9 +78,33 @@ def _count(fn, *inputs) -> dict[Any, int]:
     from torch.utils.flop_counter import FlopCounterMode
 
     counter = FlopCounterMode(display=False)
-    with torch.enable_grad(), counter:  # grad on: MultiheadAttention's uncounted fast path stays off
+    with _attention_counted(), torch.enable_grad(), counter:
         fn(*inputs)
     return counter.get_flop_counts().get("Global", {})
+
+
+@contextlib.contextmanager
+def _attention_counted() -> Iterator[None]:
+    """Make attention run as plain matrix products that FlopCounterMode counts, then restore.
+
+    Two fused paths hide attention from the counter, and which one a model takes depends on the
+    torch version and device: ``nn.MultiheadAttention``'s fast path, and scaled-dot-product
+    attention's CPU flash kernel (torch 2.14.1 on a real CPU model takes the latter even with
+    grad enabled; FlopCounterMode has no formula for it). Switching both off explicitly (the MHA
+    fast path, and SDPA restricted to its math backend) makes the count the same on every torch
+    instead of relying on how one version happens to dispatch.
+    """
+    import torch
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    mha = torch.backends.mha
+    was = mha.get_fastpath_enabled()
+    mha.set_fastpath_enabled(False)
+    try:
+        with sdpa_kernel([SDPBackend.MATH]):
+            yield
+    finally:
+        mha.set_fastpath_enabled(was)
 
 
 def _has_attention(module) -> bool:

@@ -150,7 +150,9 @@ def test_fused_attention_trap_is_real_and_avoided():
     with torch.inference_mode(), counter:
         model.encode_image(torch.zeros(1, 3, 64, 64))
     naive = counter.get_total_flops()
-    ours = ft.trace_vision(model)
+    assert torch.backends.mha.get_fastpath_enabled()
+    ours = ft.trace_vision(model)  # a real CPU model: the fused paths are switched off while tracing ...
+    assert torch.backends.mha.get_fastpath_enabled()  # ... and back on after
     assert ours.attention_flops == vision_flops(TINY_CFG).attention_flops > 0
     assert naive < ours.weight_flops + ours.attention_flops
     with pytest.raises(ft.FlopTraceError, match="fused"):
