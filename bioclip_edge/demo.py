@@ -47,7 +47,8 @@ def run(out: Path, fresh: bool) -> int:
     print(f"\n== classify {photos} (torch-free runtime; --precision auto picks the graph for this machine)", flush=True)
     predictions = out / "predictions.json"
     code = cli(["classify", str(bundle), str(photos), "--labels", DEMO_LABELS,
-                "--out", str(predictions), "--format", "megadetector", "--top-k", "3", "--relative-paths"])
+                "--out", str(predictions), "--format", "megadetector", "--top-k", "3", "--relative-paths",
+                "--overwrite"])  # the demo's own file: each run replaces it
     if predictions.exists():
         print_predictions(predictions)
     return verify or code

@@ -8,8 +8,10 @@ one. Rewriting grows with the run, so the interval also stretches to at least te
 write's duration: checkpointing never costs more than ~10% of a run (SpeciesNet and
 MegaDetector checkpoint the same way).
 
-A checkpoint that belongs to a different model, variant or label set is refused: resuming would
-mix two classifiers' answers in one file.
+A checkpoint whose header fingerprint differs from this run's (``run_fingerprint``: model,
+vision graph, label embeddings, top-k, mode, decoding ...) is refused, naming what differs:
+resuming would mix two classifiers' answers in one file. A checkpoint from before fingerprint
+version 2 (label names only) is refused with its own message.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from typing import Any
 
 from ..errors import UserError
 from .outputs import write_atomic
+from .run_fingerprint import ResumeMismatchError, check_fingerprint
 
 
 class CheckpointError(UserError, ValueError):
@@ -52,15 +55,14 @@ class Checkpoint:
         try:
             lines = self.path.read_text(encoding="utf-8").splitlines()
         except OSError as exc:
-            raise CheckpointError(f"{self.path}: cannot read the checkpoint ({exc.strerror}); delete it to start over") from None
+            raise CheckpointError(f"{self.path}: cannot read the checkpoint ({exc.strerror}); pass --overwrite (or delete it) to start over") from None
         header = _parse(lines[0]) if lines else None
         if not isinstance(header, dict) or "checkpoint" not in header:
-            raise CheckpointError(f"{self.path}: not a bioclip-edge checkpoint; delete it to start over")
-        theirs = header["checkpoint"]
-        diffs = [k for k in self.fingerprint if theirs.get(k) != self.fingerprint[k]]
-        if diffs:
-            detail = ", ".join(f"{k}: {theirs.get(k)!r} then, {self.fingerprint[k]!r} now" for k in diffs)
-            raise CheckpointError(f"{self.path}: was written by a different run ({detail}); use the same options, or delete it to start over")
+            raise CheckpointError(f"{self.path}: not a bioclip-edge checkpoint; pass --overwrite (or delete it) to start over")
+        try:
+            check_fingerprint(header["checkpoint"], self.fingerprint, str(self.path))
+        except ResumeMismatchError as exc:
+            raise CheckpointError(str(exc)) from None
         records = [r for r in (_parse(line) for line in lines[1:]) if isinstance(r, dict) and "filepath" in r]
         return records
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
@@ -31,6 +32,7 @@ from .detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile, c
 from .embedder import EmbedOptions, ImageEmbedder
 from .images import DecodeOptions, load_image
 from .inputs import ImageItem, discover
+from .label_digest import label_matrix_sha256
 from .label_spec import resolve_labels
 from .pipeline import Prepared, embed_stream, prepare_stream
 from .session import SessionOptions
@@ -157,12 +159,16 @@ class Classifier:
             for row_i, row_p in zip(np.asarray(indices), np.asarray(probs))
         ]
 
+    @cached_property
+    def labels_sha256(self) -> str:
+        """sha256 of the label embeddings (not just their names): what ``--resume`` compares,
+        so a run never extends an output made with other vectors (another ``--recipe``)."""
+        return label_matrix_sha256(self.labels, self.names)
+
     def category_descriptions(self) -> Any:
-        """MegaDetector ``classification_category_descriptions``: the lineage, kingdom first,
-        ';'-joined in lower case (the format's example), when the labels carry a taxonomy."""
-        if not getattr(self.labels, "has_taxonomy", False):
-            return None
-        return _Lineages(self.labels)
+        """MegaDetector ``classification_category_descriptions``, one per label: the taxonomy
+        string MegaDetector's and SpeciesNet's tools parse, or the label text (``LabelMatrix``)."""
+        return self.labels.category_descriptions()
 
     def describe(self) -> dict[str, Any]:
         """Facts about this classifier for output files' info blocks."""
@@ -210,15 +216,3 @@ _ORDER = ("filepath", "predictions", "detections", "failures", "datetime", "make
 
 def _order(record: dict[str, Any]) -> dict[str, Any]:
     return {k: record[k] for k in _ORDER if k in record}
-
-
-class _Lineages:
-    """Lazy per-label lineage strings (a TreeOfLife matrix has ~900k labels; few are written)."""
-
-    def __init__(self, labels: Any):
-        from .taxonomy import RANKS
-
-        self._columns = [labels.columns[rank] for rank in RANKS]
-
-    def __getitem__(self, index: int) -> str:
-        return ";".join(str(col[int(index)]).strip().lower() for col in self._columns)

@@ -3,21 +3,29 @@
 Standard library only at module level (``--help`` stays fast); the runtime loads in ``run``.
 Exit codes: 0 every image classified, 1 the run finished but some images failed (the summary
 says how many; each has a failure reason in the output), 2 a bad bundle, label file or option
-(nothing was done), 130 interrupted (finished results are in the checkpoint: use --resume).
+or output target, or an existing output without --resume/--overwrite (nothing was done), 130 interrupted
+(finished results are in the checkpoint: use --resume).
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from .session import add_session_arguments
+
+if TYPE_CHECKING:  # the runtime loads in run(): --help stays fast
+    from .classifier import Classifier
+    from .classify_job import ClassifyJob
+    from .inputs import ImageItem
 
 HELP = "classify images (files, folders, lists) against labels; MegaDetector JSON, CSV or JSONL out"
 DESCRIPTION = (
     "Classify camera-trap images with a bundle and a label set. Whole images by default; with "
     "--detections, each MegaDetector box above --detection-threshold. Results are checkpointed as "
-    "they come; --resume continues an interrupted run."
+    "they come; --resume continues an interrupted run or extends a finished output. An existing output is never "
+    "replaced without --overwrite."
 )
 
 
@@ -27,7 +35,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="image files, folders (recursive) or .txt files listing paths; with --detections: the folder "
                              "the MegaDetector file's relative paths start from")
     parser.add_argument("--labels", required=True, metavar="LABELS",
-                        help='label matrix (.npz from "bioclip-edge labels build"), a text file with one label per line, '
+                        help='label matrix (from "bioclip-edge labels build/import"; recognised by content, any name), a text file with one label per line, '
                              'or "lion,leopard,empty savanna"')
     parser.add_argument("--out", default=None, help="output file (default: predictions.json, .csv or .jsonl by --format)")
     parser.add_argument("--format", choices=("megadetector", "csv", "jsonl"), default=None,
@@ -37,7 +45,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, default=None,
                         help="image-decoding threads working alongside the model (default: min(4, CPUs); 0: decode inline)")
     add_session_arguments(parser)
-    parser.add_argument("--resume", action="store_true", help="continue an interrupted run from its checkpoint")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue an interrupted run from its checkpoint, or extend a finished output: images already "
+                             "in it are kept (failed ones retried), images new to INPUTS are classified and added; the "
+                             "bundle, labels and options must be the same")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing output (and discard a checkpoint)")
     parser.add_argument("--relative-paths", action="store_true", help="write paths relative to the input folder")
     parser.add_argument("--detections", metavar="MD_JSON", default=None, help="MegaDetector output: classify its boxes")
     parser.add_argument("--detection-threshold", type=float, default=0.2, help="classify boxes with conf >= this (default 0.2)")
@@ -58,97 +70,87 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    import hashlib
-    from pathlib import Path
+    from .classify_job import run_classify
 
-    from ..cli import CommandError
-    from .classifier import ClassifyOptions, Classifier
-    from .bundle import Bundle
-    from .cache import cache_dir
-    from .detections import read_detections
-    from .images import DEFAULT_MAX_PIXELS, DecodeOptions
-    from .inputs import discover, require_images
-    from .jobs import JobConfig, run_job
-    from .outputs import format_for, write_results
-    from .preprocess import ImageTransform
-    from .session import session_options_from
-
-    _check_numbers(args, CommandError)
-    fmt = format_for(args.out or "", args.format)
-    out = Path(args.out or {"megadetector": "predictions.json", "csv": "predictions.csv", "jsonl": "predictions.jsonl"}[fmt])
-    detections = read_detections(args.detections) if args.detections else None
-    if detections is not None and len(args.inputs) != 1:
-        raise CommandError("with --detections, give exactly one INPUT: the folder the MegaDetector file's paths are relative to")
-    if detections is not None and not Path(args.inputs[0]).is_dir():
-        raise CommandError(f"{args.inputs[0]}: not a folder; with --detections, INPUT is the folder the MegaDetector file's paths start from")
-    # a mistyped input, or inputs holding no image at all, stop here, before the model loads
-    items = require_images(discover(args.inputs, relative=args.relative_paths), args.inputs) if detections is None else []
-    bundle = Bundle.open(args.bundle, defer_hashing=True)  # checked before any image
-    fast = bool(args.fast_decode) and detections is None
-    if args.fast_decode and detections is not None:
-        print("note: --fast-decode is ignored with --detections (crops need the full-resolution image)", file=sys.stderr)
-    draft = ImageTransform.from_manifest(bundle.manifest.preprocess).draft_size if fast else None
-    options = ClassifyOptions(
-        precision=args.precision,
-        top_k=args.top_k,
-        batch_size=args.batch_size,
-        threads=args.threads,
-        decode=DecodeOptions(max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, draft_size=draft),
-        session=session_options_from(args),
-        recipe=args.recipe,
-        label_cache_dir=args.label_cache or cache_dir("labels"),
-    )
-    clf = Classifier(bundle, args.labels, options)  # labels are checked here, before any image
-    if clf.bundle.random_weights:
-        why = (clf.bundle.manifest.model.source.note or "no trained checkpoint.").removeprefix("RANDOM WEIGHTS: ")
-        print(f"WARNING: {args.bundle} holds RANDOM weights: {why} Use it for testing only.", file=sys.stderr)
-    meta = {**clf.describe(), "decode": decode_description(draft)}
-    print(f"{meta['model']} ({meta['architecture']}): {meta['variant']} on {meta['backend']} ({meta['chosen_because']}); "
-          f"{len(clf.names)} labels", file=sys.stderr)
-    fingerprint = {
-        "model": meta["model"],
-        "variant_sha256": clf.embedder.variant.sha256,
-        "labels_sha256": hashlib.sha256("\n".join(clf.names).encode("utf-8")).hexdigest(),
-        "top_k": clf.top_k,
-        "mode": "detections" if detections is not None else "whole-image",
-        "detection_threshold": args.detection_threshold if detections is not None else None,
-        "relative_paths": bool(args.relative_paths),
-    }
-    if fast:  # fast and exact results must not mix in one output (absent when exact: old checkpoints resume)
-        fingerprint["decode"] = "fast"
-    if detections is None:
-        order = [item.filepath for item in items]
-
-        def produce(skip):
-            return clf.iter_items(item for item in items if item.filepath not in skip)
-    else:
-        categories = None if args.detection_categories.strip().lower() == "all" else tuple(
-            c.strip() for c in args.detection_categories.split(",") if c.strip())
-        order = [entry["file"] for entry in detections.images]
-
-        def produce(skip):
-            return clf.iter_detections(detections, args.inputs[0], args.detection_threshold, categories, skip)
-
-    descriptions = clf.category_descriptions()
-
-    def write(path, records):
-        return write_results(path, records, fmt, meta, clf.names, detections.data if detections else None, descriptions)
-
-    config = JobConfig(out=out, resume=args.resume, checkpoint_images=args.checkpoint_every,
-                       checkpoint_seconds=args.checkpoint_seconds, progress=False if args.no_progress else None)
-    summary = run_job(produce, write, fingerprint, config, total=len(order), order=order)
-    print(summary.line("classified" if detections is None else "processed"))
+    job = job_from_args(args)  # options, the detections file and the output target: before the model loads
+    items = _items(args, job)
+    clf = _classifier(args, job)
+    summary = run_classify(clf, job, items)
+    print(summary.line("classified" if job.detections is None else "processed"))
     if clf.bundle.random_weights:
         print("WARNING: random-weight bundle: the labels above are not predictions of a trained model.", file=sys.stderr)
     return 1 if summary.failed else 0
 
 
-def decode_description(draft_size) -> str:
-    """How images were decoded, for the output's info block."""
-    if draft_size is None:
-        return "exact"
-    return (f"fast: JPEGs decoded at reduced scale (1/2, 1/4 or 1/8) keeping >= {draft_size[0]}x{draft_size[1]} px, "
-            "then the exact resize; not bit-identical to open_clip; other formats exact")
+def job_from_args(args: argparse.Namespace) -> ClassifyJob:
+    """The ClassifyJob the options describe; refuses bad options and unwritable or taken outputs."""
+    import dataclasses
+    from pathlib import Path
+
+    from .classify_job import DEFAULT_NAMES, ClassifyJob
+    from .detections import read_detections
+    from .jobs import OptionError
+    from .outputs import format_for
+
+    _check_numbers(args, OptionError)
+    fmt = format_for(args.out or "", args.format)
+    job = ClassifyJob(out=Path(args.out or DEFAULT_NAMES[fmt]), fmt=fmt, resume=args.resume, overwrite=args.overwrite,
+                      threshold=args.detection_threshold, categories=_categories(args.detection_categories),
+                      relative_paths=bool(args.relative_paths), checkpoint_images=args.checkpoint_every,
+                      checkpoint_seconds=args.checkpoint_seconds, progress=False if args.no_progress else None)
+    job.check_target()
+    if args.detections is None:
+        return job
+    if len(args.inputs) != 1:
+        raise OptionError("with --detections, give exactly one INPUT: the folder the MegaDetector file's paths are relative to")
+    if not Path(args.inputs[0]).is_dir():
+        raise OptionError(f"{args.inputs[0]}: not a folder; with --detections, INPUT is the folder the MegaDetector file's paths start from")
+    return dataclasses.replace(job, detections=read_detections(args.detections), image_root=Path(args.inputs[0]))
+
+
+def _items(args: argparse.Namespace, job: ClassifyJob) -> list[ImageItem]:
+    """Whole-image inputs: a mistyped input, or inputs holding no image, stop here, before the model loads."""
+    from .inputs import discover, require_images
+
+    if job.detections is not None:
+        return []
+    return require_images(discover(args.inputs, relative=args.relative_paths), args.inputs)
+
+
+def _classifier(args: argparse.Namespace, job: ClassifyJob) -> Classifier:
+    """Bundle and labels, checked before any image is read; says what runs."""
+    from .bundle import Bundle
+    from .cache import cache_dir
+    from .classifier import ClassifyOptions, Classifier
+    from .images import DEFAULT_MAX_PIXELS, DecodeOptions
+    from .preprocess import ImageTransform
+    from .session import session_options_from
+
+    bundle = Bundle.open(args.bundle, defer_hashing=True)
+    fast = bool(args.fast_decode) and job.detections is None
+    if args.fast_decode and job.detections is not None:
+        print("note: --fast-decode is ignored with --detections (crops need the full-resolution image)", file=sys.stderr)
+    draft = ImageTransform.from_manifest(bundle.manifest.preprocess).draft_size if fast else None
+    options = ClassifyOptions(
+        precision=args.precision, top_k=args.top_k, batch_size=args.batch_size, threads=args.threads,
+        decode=DecodeOptions(max_pixels=args.max_pixels or DEFAULT_MAX_PIXELS, draft_size=draft),
+        session=session_options_from(args), recipe=args.recipe, label_cache_dir=args.label_cache or cache_dir("labels"),
+    )
+    clf = Classifier(bundle, args.labels, options)  # labels are checked here, before any image
+    if clf.bundle.random_weights:
+        why = (clf.bundle.manifest.model.source.note or "no trained checkpoint.").removeprefix("RANDOM WEIGHTS: ")
+        print(f"WARNING: {args.bundle} holds RANDOM weights: {why} Use it for testing only.", file=sys.stderr)
+    meta = clf.describe()
+    print(f"{meta['model']} ({meta['architecture']}): {meta['variant']} on {meta['backend']} ({meta['chosen_because']}); "
+          f"{len(clf.names)} labels", file=sys.stderr)
+    return clf
+
+
+def _categories(text: str) -> tuple[str, ...] | None:
+    """--detection-categories: names, or None for "all"."""
+    if text.strip().lower() == "all":
+        return None
+    return tuple(c.strip() for c in text.split(",") if c.strip())
 
 
 def _check_numbers(args: argparse.Namespace, error: type) -> None:

@@ -10,7 +10,8 @@ DESCRIPTION = """Label matrices hold the text embeddings that zero-shot classifi
   labels build BUNDLE --from species.csv --out labels/kenya.npz      embed your own labels
   labels import BUNDLE txt_emb_species.npy txt_emb_species.json --out tol.npz --dtype fp16
   labels subset tol.npz --where class=Aves --out birds.npz
-  labels info tol.npz"""
+  labels info tol.npz
+--out is written exactly as named; an existing file is kept unless --overwrite is given."""
 RECIPE_NAMES = ("plain", "photo", "tol", "openai")  # kept in step with runtime.recipes.RECIPES
 DTYPE_NAMES = ("fp32", "fp16", "int8")
 
@@ -22,7 +23,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("bundle", type=Path, help="bundle folder whose text tower embeds the labels")
     b.add_argument("--from", dest="source", type=Path, required=True,
                    help="labels: .csv/.tsv with kingdom..species, common_name (or a 'name' column), or a .txt list")
-    b.add_argument("--out", type=Path, required=True, help="label file to write (.npz)")
+    _add_out(b)
     b.add_argument("--recipe", choices=RECIPE_NAMES, default="plain",
                    help="text recipe: plain name, 'a photo of {name}.', tol (TreeOfLife: ranks + common name, 80 templates), "
                         "openai (80 templates); default plain")
@@ -37,7 +38,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("bundle", type=Path, help="bundle the embeddings belong to (its dim is checked)")
     i.add_argument("embeddings", type=Path, help="txt_emb_species.npy: float array [dim, N]")
     i.add_argument("names", type=Path, help="txt_emb_species.json: [[kingdom, ..., species_epithet], common_name] per label")
-    i.add_argument("--out", type=Path, required=True)
+    _add_out(i)
     i.add_argument("--dtype", choices=DTYPE_NAMES, default="fp16")
     i.set_defaults(run=run_import)
 
@@ -45,7 +46,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("labels", type=Path, help="label file")
     s.add_argument("--where", action="append", required=True, metavar="COLUMN=VALUE[,VALUE]",
                    help="select rows (case-insensitive); repeat to require several; columns: name, kingdom..species, common_name")
-    s.add_argument("--out", type=Path, required=True)
+    _add_out(s)
     s.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="convert while writing (default: keep)")
     s.set_defaults(run=run_subset)
 
@@ -54,6 +55,19 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     n.add_argument("--json", action="store_true", help="print JSON")
     n.add_argument("--show", type=int, default=5, metavar="N", help="show the first N labels (default 5)")
     n.set_defaults(run=run_info)
+
+
+def _add_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--out", type=Path, required=True,
+                   help="label file to write, exactly as named (.npz by convention; classify knows it by content)")
+    p.add_argument("--overwrite", action="store_true", help="replace --out if it exists (default: refuse, exit 2)")
+
+
+def _check_out(args: argparse.Namespace) -> None:
+    """Refuse an existing or unwritable --out before any bundle is opened or label embedded."""
+    from .output_target import check_output_target
+
+    check_output_target(args.out, overwrite=args.overwrite, what="label file")
 
 
 def run(args: argparse.Namespace) -> int:  # the group itself: argparse requires an action
@@ -65,12 +79,13 @@ def run_build(args: argparse.Namespace) -> int:
     from .label_build import build_label_matrix, read_label_source
     from .session import SessionOptions
 
+    _check_out(args)
     bundle = Bundle.open(args.bundle)
     table = read_label_source(args.source)
     out = build_label_matrix(
         bundle, table, args.out, recipe=args.recipe, dtype=args.dtype, precision=args.precision,
         options=SessionOptions(intra_op_threads=args.threads), batch_size=args.batch_size,
-        progress=not args.no_progress, source=args.source.name,
+        progress=not args.no_progress, source=args.source.name, overwrite=args.overwrite,
     )
     weights = " (RANDOM weights: the embeddings carry no meaning)" if bundle.random_weights else ""
     print(f"wrote {out}: {len(table.names)} labels, recipe {args.recipe}, {args.dtype}{weights}")
@@ -81,22 +96,22 @@ def run_import(args: argparse.Namespace) -> int:
     from .bundle import Bundle
     from .label_import import import_tol
 
+    _check_out(args)
     bundle = Bundle.open(args.bundle)
-    out, dropped = import_tol(bundle, args.embeddings, args.names, args.out, dtype=args.dtype)
+    out, dropped = import_tol(bundle, args.embeddings, args.names, args.out, dtype=args.dtype, overwrite=args.overwrite)
     extra = f"; dropped {dropped} all-zero columns" if dropped else ""
     print(f"wrote {out}{extra}")
     return 0
 
 
 def run_subset(args: argparse.Namespace) -> int:
-    from .labels import LabelMatrix
+    from .labels import LabelMatrix, LabelMatrixError
 
+    if args.out.resolve() == args.labels.resolve():  # the input is memory-mapped while the subset is written
+        raise LabelMatrixError(f"{args.out}: --out must differ from the input file")
+    _check_out(args)
     labels = LabelMatrix.load(args.labels)
     rows = labels.select(args.where)
-    if args.out.resolve() == args.labels.resolve():
-        from .labels import LabelMatrixError
-
-        raise LabelMatrixError(f"{args.out}: --out must differ from the input file")
     out = labels.save(args.out, dtype=args.dtype, rows=rows, note=f"subset {' '.join(args.where)} of {args.labels.name}")
     print(f"wrote {out}: {len(rows)} of {labels.n} labels")
     return 0

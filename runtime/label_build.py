@@ -119,12 +119,17 @@ def _column_key(header: str) -> str:
 
 def build_label_matrix(bundle, table: LabelTable, out: str | os.PathLike, recipe: str = "plain", dtype: str = "fp16",
                        precision: str = "fp32", options=None, chunk_texts: int = 8192, batch_size: int = 256,
-                       progress: bool = True, source: str = "") -> Path:
-    """Embed every label with the bundle's text tower and write the matrix to ``out``."""
+                       progress: bool = True, source: str = "", overwrite: bool = False) -> Path:
+    """Embed every label with the bundle's text tower and write the matrix to ``out``, named as given.
+
+    An existing ``out`` is replaced only with ``overwrite``: the check runs before the text tower
+    loads, so a build that would be refused costs nothing.
+    """
+    from .output_target import check_output_target
     from .session import SessionOptions
     from .text import TextEncoder
 
-    out = Path(out)
+    out = check_output_target(out, overwrite=overwrite, what="label file")
     rec = get_recipe(recipe)
     encoder = TextEncoder(bundle, precision, options or SessionOptions())
     texts = table.texts(rec)

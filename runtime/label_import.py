@@ -87,8 +87,14 @@ def _label_blocks(arr: np.ndarray, columns: bool, block: int) -> Iterator[tuple[
 
 
 def import_tol(bundle, emb_path: str | os.PathLike, names_path: str | os.PathLike, out: str | os.PathLike,
-               dtype: str = "fp16", block: int = 16384) -> tuple[Path, int]:
-    """Write ``out`` from an official TreeOfLife pair; returns (path, number of zero columns dropped)."""
+               dtype: str = "fp16", block: int = 16384, overwrite: bool = False) -> tuple[Path, int]:
+    """Write ``out`` (named as given) from an official TreeOfLife pair; returns (path, zero columns dropped).
+
+    An existing ``out`` is replaced only with ``overwrite``, checked before the 2.6 GB matrix is read.
+    """
+    from .output_target import check_output_target
+
+    out = check_output_target(out, overwrite=overwrite, what="label file")
     emb_path, names_path = Path(emb_path), Path(names_path)
     dim = int(bundle.manifest.model.embed_dim)
     names = read_tol_names(names_path)

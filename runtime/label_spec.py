@@ -1,7 +1,9 @@
 """What ``--labels`` means: a label-matrix file, a text file of labels, or labels inline.
 
-* ``kenya.npz``: a label matrix written by ``bioclip-edge labels build`` (checked against the
-  bundle before any image is read);
+* ``kenya.npz``: a label matrix written by ``bioclip-edge labels build`` or ``labels import``
+  (checked against the bundle before any image is read). A matrix is recognised by its content
+  (the zip signature ``PK\x03\x04``), not its name, so ``--out tol-labels`` without a suffix
+  works too; a ``.npz`` name that is not a matrix is reported as a broken matrix;
 * ``labels.txt``: one label per line (blank lines and ``#`` comments skipped);
 * ``"lion,leopard,spotted hyena"``: comma-separated labels.
 
@@ -44,24 +46,33 @@ def resolve_labels(bundle: Any, spec: Any, recipe: str = "plain", cache_dir: str
 
 
 def _from_string(bundle: Any, spec: str | os.PathLike, recipe: str, cache_dir: Any) -> Any:
+    from .label_store import is_label_file
     from .labels import LabelMatrix
 
     text = os.fspath(spec)
     path = Path(text)
     suffix = path.suffix.lower()
+    if is_label_file(path):  # by content: whatever the file is called
+        return LabelMatrix.load(path)
     if suffix in MATRIX_SUFFIXES:
         if not path.is_file():
             raise LabelSpecError(f"{path}: no such label matrix file; build one with 'bioclip-edge labels build'")
-        return LabelMatrix.load(path)
+        return LabelMatrix.load(path)  # not a zip: load says what is wrong with it
     if path.is_file():
-        try:
-            labels = parse_label_text(path.read_text(encoding="utf-8-sig"))
-        except (OSError, UnicodeDecodeError) as exc:
-            raise LabelSpecError(f"{path}: cannot read labels ({exc}); it must be UTF-8 text, one label per line") from None
-        return _from_texts(bundle, labels, recipe, cache_dir, str(path))
+        return _from_texts(bundle, _read_label_list(path), recipe, cache_dir, str(path))
     if suffix in TEXT_SUFFIXES and "," not in text:
         raise LabelSpecError(f"{path}: no such label file; give a .npz matrix, a text file with one label per line, or \"a,b,c\"")
     return _from_texts(bundle, [part.strip() for part in text.split(",")], recipe, cache_dir, "--labels")
+
+
+def _read_label_list(path: Path) -> list[str]:
+    try:
+        return parse_label_text(path.read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise LabelSpecError(
+            f"{path}: cannot read labels ({exc}); give a label matrix written by 'bioclip-edge labels build' "
+            "or a UTF-8 text file, one label per line"
+        ) from None
 
 
 def _from_texts(bundle: Any, labels: Sequence[str], recipe: str, cache_dir: Any, where: str) -> Any:

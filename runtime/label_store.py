@@ -8,6 +8,10 @@ Layout (a plain zip, so ``numpy.load`` reads it too):
 - ``meta.json``: format version, shape, dtype, text recipe, columns, and the bundle the matrix
   belongs to (model id, architecture, embed_dim, text-tower sha256, logit scale).
 
+Whatever its name, a label file is recognised by its first four bytes, the zip local-header
+signature ``PK\x03\x04`` (:func:`is_label_file`): ``labels build --out tol-labels`` writes the
+name as given, and ``classify --labels tol-labels`` must not mistake it for a text list.
+
 Members are stored, never compressed, and each array's data starts on a 64-byte boundary, so
 ``np.memmap`` maps the matrix in place: opening the 867k x 768 BioCLIP 2 matrix touches a few
 kilobytes, and scoring pages in one block at a time. Files are written to a temporary name and
@@ -35,11 +39,27 @@ SCALES = "scales.npy"
 COLUMN_PREFIX = "col_"
 DTYPES = {"fp32": np.float32, "fp16": np.float16, "int8": np.int8}
 ALIGN = 64
+ZIP_SIGNATURE = b"PK\x03\x04"  # every label file starts with a zip local-file header
 _PAD_EXTRA_ID = 0xB1E0  # a private zip extra-field id, used only to pad headers for alignment
 
 
 class LabelFileError(UserError, ValueError):
     """A label-matrix file that cannot be used; names the file and what to do."""
+
+
+def is_label_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a file that starts like a label matrix (a zip), whatever its name.
+
+    Reads four bytes, so ``--labels`` can tell a matrix from a text list without trusting the
+    suffix; the full checks happen in :func:`read_label_file`.
+    """
+    try:
+        if not Path(path).is_file():  # a folder, a pipe (reading would block), nothing there
+            return False
+        with open(path, "rb") as fh:
+            return fh.read(len(ZIP_SIGNATURE)) == ZIP_SIGNATURE
+    except (OSError, ValueError):  # no permission, a name too long or with a NUL: not a file we can read
+        return False
 
 
 def dtype_name(dtype: np.dtype) -> str:
@@ -259,7 +279,7 @@ def _map_array(path: Path, zf: zipfile.ZipFile, member: str) -> np.ndarray:
     with open(path, "rb") as fh:
         fh.seek(info.header_offset)
         local = fh.read(30)
-        if len(local) < 30 or local[:4] != b"PK\x03\x04":
+        if len(local) < 30 or local[:4] != ZIP_SIGNATURE:
             raise LabelFileError(f"{path}: broken zip header for {member}; the file is corrupt: rebuild it")
         name_len, extra_len = struct.unpack("<HH", local[26:30])
         start = info.header_offset + 30 + name_len + extra_len

@@ -28,7 +28,7 @@ from ..errors import UserError
 from . import scoring
 from .label_store import DTYPES, LabelFileError, StringColumn, dtype_name, read_label_file, write_label_file
 from .recipes import get_recipe
-from .taxonomy import NAME_COLUMN, RANKS, check_rank, lineage_groups, parse_where, where_mask
+from .taxonomy import NAME_COLUMN, RANKS, LabelDescriptions, check_rank, lineage_groups, parse_where, where_mask
 
 log = logging.getLogger(__name__)
 
@@ -170,6 +170,13 @@ class LabelMatrix:
     def score_spec(self) -> scoring.ScoreSpec:
         info = self.bundle_info
         return scoring.ScoreSpec(float(info.get("logit_scale") or 100.0), info.get("logit_bias"))
+
+    def category_descriptions(self) -> LabelDescriptions:
+        """Per-label descriptions for MegaDetector's ``classification_category_descriptions``:
+        the taxonomy string readers parse (``mammalia;carnivora;felidae;panthera;leo``) when the
+        matrix carries taxonomy, else the label text. Made on demand (see ``taxonomy``)."""
+        ranks = {rank: self.columns[rank] for rank in RANKS} if self.has_taxonomy else None
+        return LabelDescriptions(self.columns[NAME_COLUMN], ranks)
 
     def where(self) -> str:
         return str(self.path) if self.path else "label matrix"

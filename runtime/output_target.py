@@ -34,7 +34,9 @@ def check_output_target(path: str | os.PathLike, *, overwrite: bool, resume_flag
     """
     target = Path(path)
     if target.is_dir():
-        raise OutputTargetError(f"{what} {target} is a folder; give a file name, e.g. {target / default_name(what)}")
+        name = default_name(what)
+        hint = f"give a file name, e.g. {target / name}" if name else "move it away, or choose another --out"
+        raise OutputTargetError(f"{what} {target} is a folder; {hint}")
     folder = target.parent if str(target.parent) else Path(".")
     _check_folder(folder, target, what)
     if target.exists() and not (overwrite or resuming):
@@ -43,7 +45,12 @@ def check_output_target(path: str | os.PathLike, *, overwrite: bool, resume_flag
     return target
 
 
-def default_name(what: str) -> str:
+def default_name(what: str) -> str | None:
+    """A file name to suggest inside a folder given as the target (None: the name is derived, e.g. an index)."""
+    if "index" in what:
+        return None
+    if "embedding" in what:
+        return "embeddings.npy"
     return "labels.npz" if "label" in what else "predictions.json"
 
 

@@ -1,11 +1,16 @@
 """Write classification results as MegaDetector batch-output JSON, CSV or JSON Lines.
 
-MegaDetector format (https://lila.science/megadetector-output-format, version 1.4 written here)
-is what Timelapse and AddaxAI read. Two cases:
+MegaDetector format (https://lila.science/megadetector-output-format) is what Timelapse and
+AddaxAI read. Version 1.6 is written, the version MegaDetector itself writes and its validator
+(``validate_batch_results``) knows: ``format_version`` a string, category ids non-negative
+string ints with non-blank names, ``classification_category_descriptions`` keyed exactly like
+``classification_categories``, a failed image ``{"file", "failure": reason, "detections": null}``.
+Two cases:
 
 * ``--detections md.json``: the input file is written back unchanged except that each
   classified detection gains ``classifications`` (``[[category_id, score], ...]``, best first),
-  ``classification_categories`` is added and ``info`` gains the classifier fields.
+  ``classification_categories`` (and descriptions) are added, ``info`` gains the classifier
+  fields and ``format_version`` is raised to 1.6 (a newer input version is kept).
 * Whole-image classification (no detector): there is no box, so, like classifier-only runs
   converted to this format, each readable image gets ONE detection covering the whole frame:
   ``{"category": "1", "conf": 1.0, "bbox": [0, 0, 1, 1], "classifications": [...]}`` with
@@ -15,10 +20,20 @@ is what Timelapse and AddaxAI read. Two cases:
   "empty" label in the label set is how a blank frame shows up. ``info.classifier_metadata``
   says ``"whole_image": true``.
 
-Classification category ids are the label's row in the label matrix, as a string. Failures are
-``{"file", "failure": reason, "detections": null}`` as the format asks. EXIF ``datetime``,
-``make`` and ``model`` ride along as extra per-image fields (the format allows them; readers
-ignore what they do not know).
+Classification category ids are the label's row in the label matrix, as a string. Descriptions
+are the taxonomy strings MegaDetector's and SpeciesNet's tools parse
+(``mammalia;carnivora;felidae;panthera;leo``, see ``taxonomy``) or, for labels without
+taxonomy, the label text. EXIF ``datetime``, ``make`` and ``model`` ride along as extra
+per-image fields (the format allows them; readers ignore what they do not know).
+
+``info.classifier_metadata.typical_classification_threshold`` is set from the run's label
+count N: five times the uniform share, ``5 / N``, clamped to [0.075, 0.5]. Why: these scores are
+a softmax over all N labels, so with hundreds of labels even a clear winner may hold 0.1-0.3,
+while Timelapse (which assumes 0.5 when the field is absent) discards every classification below
+``max(0.03, threshold / 2.5)`` on import. 5 / N keeps what scores at least twice the uniform
+share (2 / N) and marks five times it as typical; 0.5 caps small label sets at Timelapse's own
+default, and 0.075 is where ``threshold / 2.5`` meets Timelapse's fixed 0.03 floor, below which
+a lower threshold would keep nothing more.
 
 Every file is written to a temporary name and renamed, so a reader never sees half a file.
 """
@@ -34,7 +49,9 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 FORMATS = ("megadetector", "csv", "jsonl")
-MD_FORMAT_VERSION = "1.4"
+MD_FORMAT_VERSION = "1.6"  # MegaDetector's current_format_version (detection/run_detector_batch.py)
+TYPICAL_THRESHOLD_CHANCE_MULTIPLE = 5.0  # typical threshold = this x the uniform share 1 / N ...
+TYPICAL_THRESHOLD_BOUNDS = (0.075, 0.5)  # ... clamped: Timelapse's 0.03 floor x 2.5, Timelapse's default
 WHOLE_IMAGE_CATEGORY = {"1": "animal"}
 WHOLE_IMAGE_BBOX = [0.0, 0.0, 1.0, 1.0]
 MAX_LISTED_CATEGORIES = 20_000  # larger label sets list only the categories that were predicted
@@ -83,6 +100,12 @@ def write_results(
 
 
 # --- MegaDetector ------------------------------------------------------------------------------
+def typical_classification_threshold(n_labels: int) -> float:
+    """The threshold downstream tools should start from for softmax scores over ``n_labels`` (module docstring)."""
+    low, high = TYPICAL_THRESHOLD_BOUNDS
+    return round(min(high, max(low, TYPICAL_THRESHOLD_CHANCE_MULTIPLE / max(int(n_labels), 1))), 4)
+
+
 def megadetector_document(
     records: Sequence[dict[str, Any]],
     meta: dict[str, Any],
@@ -90,34 +113,56 @@ def megadetector_document(
     detections: dict[str, Any] | None = None,
     descriptions: Sequence[str] | None = None,
 ) -> dict[str, Any]:
+    """The MegaDetector 1.6 document; ``descriptions`` per label default to the label text."""
+    used: set[int] = set()
+    images = [_md_image(r, used, detections is not None) for r in records]
+    listed = range(len(label_names)) if len(label_names) <= MAX_LISTED_CATEGORIES else sorted(used)
+    described = label_names if descriptions is None else descriptions
+    return {
+        "info": _md_info(meta, detections, len(label_names)),
+        "detection_categories": dict(detections["detection_categories"]) if detections else dict(WHOLE_IMAGE_CATEGORY),
+        "classification_categories": {str(i): _category_name(label_names, i) for i in listed},
+        "classification_category_descriptions": {str(i): str(described[i]) for i in listed},
+        "images": images,
+    }
+
+
+def _md_info(meta: dict[str, Any], detections: dict[str, Any] | None, n_labels: int) -> dict[str, Any]:
+    """The input's info (detections mode) plus ours: version, classifier, its metadata and threshold."""
     now = _dt.datetime.now().strftime("%Y-%m-%d %H:%M:%S")
-    classifier_meta = {**meta, "whole_image": detections is None}
+    classifier_meta = {**meta, "whole_image": detections is None,
+                       "typical_classification_threshold": typical_classification_threshold(n_labels)}
     if meta.get("random_weights"):
         classifier_meta["warning"] = RANDOM_WARNING
     info = dict(detections.get("info") or {}) if detections else {}
     info.update(
         {
-            "format_version": info.get("format_version", MD_FORMAT_VERSION) if detections else MD_FORMAT_VERSION,
+            "format_version": _format_version(info.get("format_version")),
             "classifier": f"bioclip-edge:{meta.get('model', '?')}:{meta.get('variant', '?')}",
             "classification_completion_time": now,
             "classifier_metadata": classifier_meta,
         }
     )
-    if float(info["format_version"]) < 1.4:
-        info["format_version"] = MD_FORMAT_VERSION  # we write 1.4 fields (string category ids, failures)
     if not detections:
         info.setdefault("detector", "none: whole-image classification (bioclip-edge)")
         info.setdefault("detection_completion_time", now)
-    used: set[int] = set()
-    images = [_md_image(r, used, detections is not None) for r in records]
-    listed = range(len(label_names)) if len(label_names) <= MAX_LISTED_CATEGORIES else sorted(used)
-    doc: dict[str, Any] = {"info": info}
-    doc["detection_categories"] = dict(detections["detection_categories"]) if detections else dict(WHOLE_IMAGE_CATEGORY)
-    doc["classification_categories"] = {str(i): label_names[i] for i in listed}
-    if descriptions is not None:
-        doc["classification_category_descriptions"] = {str(i): descriptions[i] for i in listed}
-    doc["images"] = images
-    return doc
+    return info
+
+
+def _format_version(theirs: Any) -> str:
+    """Ours, or the input file's when it is newer; always a string, as 1.6 requires."""
+    try:
+        if theirs is not None and float(theirs) > float(MD_FORMAT_VERSION):
+            return str(theirs)
+    except (TypeError, ValueError):
+        pass
+    return MD_FORMAT_VERSION
+
+
+def _category_name(label_names: Sequence[str], index: int) -> str:
+    """1.6 forbids blank category names; a label without a name (possible in imported matrices) gets its row."""
+    name = str(label_names[index])
+    return name if name.strip() else f"label {index}"
 
 
 def _md_image(record: dict[str, Any], used: set[int], from_detector: bool) -> dict[str, Any]:
@@ -139,17 +184,20 @@ def _md_image(record: dict[str, Any], used: set[int], from_detector: bool) -> di
         det = {"category": "1", "conf": 1.0, "bbox": list(WHOLE_IMAGE_BBOX), "classifications": _classifications(record["predictions"], used)}
         image["detections"] = [det]
         return image
-    dets = []
-    for raw in record.get("detections") or []:
-        # earlier classifications point into another classifier's categories: replace them all
-        det = {k: v for k, v in raw.items() if k not in ("predictions", "classifications")}
-        if raw.get("predictions"):
-            det["classifications"] = _classifications(raw["predictions"], used)
-        dets.append(det)
-    image["detections"] = dets
+    image["detections"] = [_md_detection(raw, used) for raw in record.get("detections") or []]
     if failures:  # we could not read an image MegaDetector had read: keep its boxes, say why
         image["classification_failure"] = "; ".join(failures)
     return image
+
+
+def _md_detection(raw: dict[str, Any], used: set[int]) -> dict[str, Any]:
+    """A detector's box as it came, with our classifications in place of any earlier ones."""
+    det = {k: v for k, v in raw.items() if k not in ("predictions", "classifications")}
+    if type(det.get("conf")) is int:  # the validator wants a float; 1 and 1.0 are the same confidence
+        det["conf"] = float(det["conf"])
+    if raw.get("predictions"):
+        det["classifications"] = _classifications(raw["predictions"], used)
+    return det
 
 
 def _classifications(predictions: Iterable[dict[str, Any]], used: set[int]) -> list[list[Any]]:
@@ -173,9 +221,11 @@ def csv_rows(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> tuple[l
     header += [*EXIF_FIELDS, "width", "height", "failure"]
     if meta.get("random_weights"):
         header.append("warning")
+    if any("run" in r for r in records):
+        header.append("run")  # the run fingerprint's token, what --resume checks (runtime.run_fingerprint)
     rows = []
     for r in records:
-        base = {key: r.get(key, "") for key in (*EXIF_FIELDS, "width", "height")}
+        base = {key: r.get(key, "") for key in (*EXIF_FIELDS, "width", "height", "run")}
         base["filepath"] = r["filepath"]
         base["failure"] = "; ".join(([r["md_failure"]] if r.get("md_failure") else []) + (r.get("failures") or []))
         if meta.get("random_weights"):

@@ -4,6 +4,15 @@ A label's taxonomy is kingdom .. genus, the species as a binomial (``Panthera le
 common name. Rolling species probabilities up to a rank sums them over labels that share the
 whole lineage down to that rank (so two genera of the same name in different families stay
 apart, as in pybioclip's grouped predictions).
+
+Output files describe a label's taxonomy the way MegaDetector's and SpeciesNet's tools read it
+(``classification_category_descriptions``): the Wildlife Insights taxonomy string, five
+lower-case tokens ``class;order;family;genus;species`` with the species as its epithet, e.g.
+``mammalia;carnivora;felidae;panthera;leo``; a genus-level label leaves the last token empty
+(``mammalia;carnivora;felidae;panthera;``). Kingdom and phylum are left out because those
+strings start at class: MegaDetector's ``clean_taxonomy_string`` accepts exactly five tokens (or
+seven, GUID and common name around them), and reads a kingdom-first seven-rank string as
+GUID + ranks + common name, one rank off. A label without any rank is described by its text.
 """
 
 from __future__ import annotations
@@ -17,6 +26,8 @@ from ..errors import UserError
 RANKS = ("kingdom", "phylum", "class", "order", "family", "genus", "species")
 TAXONOMY_COLUMNS = RANKS + ("common_name",)
 NAME_COLUMN = "name"
+DESCRIPTION_RANKS = ("class", "order", "family")  # then genus and the species epithet
+_DESCRIPTION_SEPARATORS = (";", "|")  # token and multi-description separators in MegaDetector's tools
 
 
 class TaxonomyError(UserError, ValueError):
@@ -49,6 +60,46 @@ def epithet(genus: str, species: str) -> str:
     if genus and species.startswith(genus + " "):
         return species[len(genus) + 1 :]
     return species
+
+
+def taxonomy_description(ranks: Mapping[str, str]) -> str:
+    """``class;order;family;genus;epithet`` in lower case (see the module docstring); "" without ranks."""
+    genus, species = (ranks.get("genus") or "").strip(), (ranks.get("species") or "").strip()
+    if not genus and " " in species:  # a binomial with no genus column: "Felis catus"
+        genus = species.split(" ", 1)[0]
+    tokens = [(ranks.get(rank) or "") for rank in DESCRIPTION_RANKS] + [genus, epithet(genus, species)]
+    if not any(token.strip() for token in tokens):
+        return ""
+    return ";".join(_description_token(token) for token in tokens)
+
+
+def _description_token(value: str) -> str:
+    for sep in _DESCRIPTION_SEPARATORS:
+        value = value.replace(sep, " ")
+    return " ".join(value.split()).lower()
+
+
+class LabelDescriptions:
+    """Per-label descriptions for output files, computed on demand.
+
+    A TreeOfLife matrix holds ~900k labels and an output lists only the few predicted, so the
+    strings are made when asked for, from the (lazily decoded) columns.
+    """
+
+    def __init__(self, names: Sequence[str], ranks: Mapping[str, Sequence[str]] | None):
+        self._names = names
+        self._ranks = dict(ranks) if ranks else None
+
+    def __len__(self) -> int:
+        return len(self._names)
+
+    def __getitem__(self, index: int) -> str:
+        index = int(index)
+        if self._ranks is not None:
+            described = taxonomy_description({rank: col[index] for rank, col in self._ranks.items()})
+            if described:
+                return described
+        return str(self._names[index])
 
 
 def display_name(ranks: Mapping[str, str], common_name: str = "") -> str:

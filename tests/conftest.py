@@ -91,3 +91,19 @@ def tiny_bundle(tmp_path_factory, tiny_model_dir, photo_dir) -> Path:
     export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out,
                                calibration=photo_dir, parity_images=6))
     return out
+
+
+@pytest.fixture
+def random_flagged_bundle(tiny_bundle, tmp_path) -> Path:
+    """A copy of the tiny bundle whose manifest says its weights are random (what --random exports)."""
+    import json
+    import shutil
+
+    from bioclip_edge.runtime.manifest import MANIFEST_NAME
+
+    fake = tmp_path / "random"
+    shutil.copytree(tiny_bundle, fake)
+    manifest = json.loads((fake / MANIFEST_NAME).read_text())
+    manifest["model"]["source"]["random_weights"] = True
+    (fake / MANIFEST_NAME).write_text(json.dumps(manifest))
+    return fake

@@ -173,12 +173,8 @@ def test_cli_labels_from_text_file_and_exit_code_counts_failures(tiny_bundle, ca
     assert cli_main(["classify", str(tiny_bundle), str(clean), "--labels", "a,b", "--out", str(tmp_path / "c.csv")]) == 0
 
 
-def test_random_weights_are_said_plainly(tiny_bundle, tmp_path, photo_dir, capsys):
-    fake = tmp_path / "random"
-    shutil.copytree(tiny_bundle, fake)
-    manifest = json.loads((fake / MANIFEST_NAME).read_text())
-    manifest["model"]["source"]["random_weights"] = True
-    (fake / MANIFEST_NAME).write_text(json.dumps(manifest))
+def test_random_weights_are_said_plainly(random_flagged_bundle, tmp_path, photo_dir, capsys):
+    fake = random_flagged_bundle
     out = tmp_path / "p.json"
     assert cli_main(["classify", str(fake), str(photo_dir), "--labels", "a,b,c", "--out", str(out)]) == 0
     assert "RANDOM weights" in capsys.readouterr().err
@@ -266,11 +262,12 @@ def test_cli_resume_after_checkpoint(tiny_bundle, photo_dir, tmp_path, capsys):
             raise KeyboardInterrupt
 
     ck.Checkpoint.add = add_then_die
-    try:
-        assert cli_main(["classify", str(tiny_bundle), str(photo_dir), "--labels", "a,b", "--out", str(out), "--format", "jsonl"]) == 130
+    try:  # a fresh run over the finished output: only with --overwrite, and the output stays until it is done
+        assert cli_main(["classify", str(tiny_bundle), str(photo_dir), "--labels", "a,b", "--out", str(out), "--format", "jsonl",
+                         "--overwrite"]) == 130
     finally:
         ck.Checkpoint.add = original
-    assert ckpt.exists()
+    assert ckpt.exists() and out.read_text().splitlines() == records
     assert cli_main(["classify", str(tiny_bundle), str(photo_dir), "--labels", "a,b", "--out", str(out), "--format", "jsonl"]) == 2
     assert "--resume" in capsys.readouterr().err
     assert cli_main(["classify", str(tiny_bundle), str(photo_dir), "--labels", "a,b", "--out", str(out), "--format", "jsonl", "--resume"]) == 0

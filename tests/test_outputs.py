@@ -1,6 +1,6 @@
-"""Output files: MegaDetector batch format checked against the format's documented fields
-(https://lila.science/megadetector-output-format and MegaDetector's validate_batch_results.py),
-CSV and JSON Lines."""
+"""Output files: MegaDetector batch format checked by MegaDetector's own validator
+(validate_batch_results, via md_validation) and against the format's documented fields
+(https://lila.science/megadetector-output-format), CSV and JSON Lines."""
 
 from __future__ import annotations
 
@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 
 from bioclip_edge.cli import main as cli_main
-from bioclip_edge.runtime.outputs import csv_text, format_for, jsonl_text, megadetector_document, write_results
+from bioclip_edge.runtime.outputs import (MD_FORMAT_VERSION, csv_text, format_for, jsonl_text, megadetector_document,
+                                          typical_classification_threshold, write_results)
+from md_validation import assert_md_valid, md_problems
 
 # The format, as documented (field lists written from the spec, not from our writer):
 MD_REQUIRED_TOP = {"info", "images", "detection_categories"}
@@ -28,18 +30,19 @@ META = {"model": "hf-hub:imageomics/bioclip", "variant": "vision.fp32", "top_k":
 
 
 def validate_md(doc: dict, allowed_image_extras: set[str] = frozenset()) -> None:
-    """MegaDetector's validator rules plus the spec's field lists; raises AssertionError."""
+    """MegaDetector's validator, then the spec's field lists and ordering; raises AssertionError."""
+    assert_md_valid(doc)
     assert MD_REQUIRED_TOP <= set(doc), set(doc)
     assert set(doc) <= MD_REQUIRED_TOP | MD_OPTIONAL_TOP, f"non-standard top-level keys {set(doc) - MD_REQUIRED_TOP - MD_OPTIONAL_TOP}"
     info = doc["info"]
     assert MD_INFO_REQUIRED <= set(info)
-    assert isinstance(info["format_version"], str) and float(info["format_version"]) >= 1.4
+    assert isinstance(info["format_version"], str) and float(info["format_version"]) >= 1.6
     for key, name in doc["detection_categories"].items():
         assert isinstance(key, str) and int(key) >= 0 and isinstance(name, str) and name
     for key, name in doc.get("classification_categories", {}).items():
         assert isinstance(key, str) and int(key) >= 0 and isinstance(name, str) and name
-    if "classification_category_descriptions" in doc:
-        assert set(doc["classification_category_descriptions"]) == set(doc["classification_categories"])
+    assert set(doc["classification_category_descriptions"]) == set(doc["classification_categories"])
+    assert 0.0 < info["classifier_metadata"]["typical_classification_threshold"] <= 0.5
     assert isinstance(doc["images"], list)
     for im in doc["images"]:
         assert isinstance(im["file"], str) and im["file"]
@@ -85,7 +88,9 @@ def test_whole_image_megadetector_document_is_valid():
     assert odd["file"] == "cam1/ñandú 3.jpg"
     assert doc["detection_categories"] == {"1": "animal"}
     assert doc["classification_categories"] == {str(i): n for i, n in enumerate(LABELS)}
-    assert doc["info"]["format_version"] == "1.4" and doc["info"]["classifier_metadata"]["whole_image"] is True
+    assert doc["info"]["format_version"] == "1.6" and doc["info"]["classifier_metadata"]["whole_image"] is True
+    assert doc["classification_category_descriptions"] == doc["classification_categories"]  # text labels: their text
+    assert doc["info"]["classifier_metadata"]["typical_classification_threshold"] == 0.5  # 4 labels
 
 
 def test_megadetector_file_written_atomically_and_readable(tmp_path):
@@ -96,12 +101,17 @@ def test_megadetector_file_written_atomically_and_readable(tmp_path):
 
 
 def test_taxonomy_descriptions_and_big_label_sets():
-    descriptions = ["animalia;chordata;mammalia;carnivora;felidae;panthera;leo"] * 4
+    descriptions = ["mammalia;carnivora;felidae;panthera;leo", "mammalia;carnivora;felidae;panthera;pardus",
+                    "mammalia;carnivora;hyaenidae;crocuta;crocuta", "empty"]
     doc = megadetector_document(records(), META, LABELS, descriptions=descriptions)
     validate_md(doc, allowed_image_extras={"datetime", "make", "model"})
+    assert doc["classification_category_descriptions"]["1"] == "mammalia;carnivora;felidae;panthera;pardus"
     big = [f"taxon {i}" for i in range(30_000)]
     doc = megadetector_document(records(), META, big)
+    validate_md(doc, allowed_image_extras={"datetime", "make", "model"})
     assert set(doc["classification_categories"]) == {"0", "1", "3"}  # only what was predicted
+    assert doc["classification_category_descriptions"] == {"0": "taxon 0", "1": "taxon 1", "3": "taxon 3"}
+    assert doc["info"]["classifier_metadata"]["typical_classification_threshold"] == 0.075
 
 
 def test_csv_rows_and_header():
@@ -135,7 +145,7 @@ def test_detections_document_keeps_input_and_replaces_old_classifications():
     validate_md(doc, allowed_image_extras={"max_detection_conf"})
     dets = doc["images"][0]["detections"]
     assert dets[0]["classifications"] == [["0", 0.6]] and "classifications" not in dets[1]
-    assert doc["info"]["detector"] == "md_v5a.0.0.pt" and doc["info"]["format_version"] == "1.4"
+    assert doc["info"]["detector"] == "md_v5a.0.0.pt" and doc["info"]["format_version"] == "1.6"
 
 
 def test_format_from_suffix():
@@ -151,3 +161,80 @@ def test_cli_megadetector_output_is_valid(tiny_bundle, photo_dir, tmp_path):
     validate_md(doc, allowed_image_extras={"datetime", "make", "model"})
     assert sorted(im["file"] for im in doc["images"]) == sorted(p.name for p in Path(photo_dir).iterdir())
     assert all(len(im["detections"][0]["classifications"]) == 2 for im in doc["images"])
+
+
+# --- MegaDetector 1.6 for its readers ------------------------------------------------------------
+def _minimal_md(**changes) -> dict:
+    doc = {"info": {"format_version": "1.6"}, "detection_categories": {"1": "animal"},
+           "classification_categories": {"0": "lion"}, "classification_category_descriptions": {"0": "lion"},
+           "images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.9, "bbox": [0, 0, 1, 1],
+                                                        "classifications": [["0", 0.8]]}]}]}
+    doc.update(changes)
+    return doc
+
+
+@pytest.mark.parametrize("broken, why", [
+    ({"info": {"format_version": 1.6}}, "format_version is not a string"),
+    ({"classification_categories": {"0": " "}}, "blank"),
+    ({"images": [{"file": "a.jpg", "failure": "unreadable", "detections": []}]}, "non-null detections"),
+    ({"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 1, "bbox": [0, 0, 1, 1]}]}]}, "illegal confidence"),
+    ({"images": [{"file": "a.jpg", "detections": [{"category": "1", "conf": 0.5, "bbox": [0, 0, 1, 1],
+                                                   "classifications": [["7", 0.5]]}]}]}, "not in the category list"),
+    ({"extra_top_level": 1}, "non-standard key"),
+])
+def test_the_validator_really_rejects_malformed_documents(broken, why):
+    assert md_problems(_minimal_md()) == []
+    doc = _minimal_md(**broken)
+    assert any(why in problem for problem in md_problems(doc)), md_problems(doc)
+    with pytest.raises(AssertionError, match="validator rejects"):
+        assert_md_valid(doc)
+
+
+def test_detections_documents_of_any_input_version_validate():
+    old = {"info": {"format_version": 1.3, "detector": "md_v4.1.0.pb"},  # an old file: version as a float
+           "detection_categories": {"1": "animal", "2": "person"},
+           "classification_categories": {"0": "old"}, "classification_category_descriptions": {"0": "old;tax"},
+           "images": []}
+    recs = [
+        {"filepath": "a.jpg", "failures": [], "detections": [
+            {"category": "1", "conf": 1, "bbox": [0.1, 0.1, 0.2, 0.2], "classifications": [["0", 1.0]],
+             "predictions": [{"label": "lion", "score": 0.6, "index": 0}, {"label": "empty", "score": 0.3, "index": 3}]}]},
+        {"filepath": "gone.jpg", "failures": ["file not found"], "detections": [{"category": "1", "conf": 0.7, "bbox": [0, 0, 1, 1]}]},
+        {"filepath": "broken.jpg", "failures": ["megadetector: Failure image access"], "detections": None,
+         "md_failure": "Failure image access"},
+    ]
+    doc = megadetector_document(recs, META, LABELS, detections=old)
+    validate_md(doc, allowed_image_extras={"classification_failure"})
+    assert doc["info"]["format_version"] == MD_FORMAT_VERSION == "1.6"
+    assert doc["classification_category_descriptions"] == {str(i): name for i, name in enumerate(LABELS)}
+    assert doc["images"][0]["detections"][0]["conf"] == 1.0
+    assert doc["images"][2] == {"file": "broken.jpg", "failure": "Failure image access", "detections": None}
+    newer = megadetector_document(recs, META, LABELS, detections={**old, "info": {"format_version": "1.7"}})
+    assert newer["info"]["format_version"] == "1.7"  # never downgraded
+
+
+def test_random_weights_document_validates_and_says_so():
+    doc = megadetector_document(records(), {**META, "random_weights": True}, LABELS)
+    validate_md(doc, allowed_image_extras={"datetime", "make", "model"})
+    assert "RANDOM WEIGHTS" in doc["info"]["classifier_metadata"]["warning"]
+
+
+def test_blank_label_names_get_their_row():
+    doc = megadetector_document(records(), META, ["lion", " ", "hyena", "empty"])
+    validate_md(doc, allowed_image_extras={"datetime", "make", "model"})
+    assert doc["classification_categories"]["1"] == "label 1"
+
+
+@pytest.mark.parametrize("n, expected", [(2, 0.5), (10, 0.5), (20, 0.25), (50, 0.1), (100, 0.075), (867_000, 0.075)])
+def test_typical_threshold_fits_softmax_over_the_label_count(n, expected):
+    threshold = typical_classification_threshold(n)
+    assert threshold == expected
+    timelapse_keeps_from = max(0.03, threshold / 2.5)  # Timelapse drops classifications below this
+    assert timelapse_keeps_from <= max(0.03, 2.0 / n) + 1e-9  # so a label at twice the uniform share survives
+    assert threshold <= 0.5  # never stricter than Timelapse's own default
+
+
+def test_importing_the_validator_leaves_pillow_strict():
+    from PIL import ImageFile
+
+    assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # md_validation undoes MegaDetector's global switch
