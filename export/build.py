@@ -30,6 +30,7 @@ from ..runtime.manifest import (
 )
 from . import precision as prec
 from .onnx_export import DEFAULT_OPSET, OnnxFile, export_tower
+from .nncf_gate import gate_figures, gate_misses, gate_text
 from .parity import REFERENCE_FILE, Reference, measure, run_variant
 from .sources import LoadedModel, ModelRequest, load_model
 from .towers import VisionTower, count_params, text_tower_for, use_export_attention
@@ -52,7 +53,7 @@ class ExportConfig:
     calibration: Path | None = None  # folder of the user's images: adds a static int8 vision variant
     calibration_images: int = 64
     opset: int = DEFAULT_OPSET
-    parity_images: int = 12
+    parity_images: int = 64  # photos and crops parity is measured on (see export/reference.py)
     nncf: bool = True  # with --calibration: also an NNCF int8 vision variant for OpenVINO, when nncf is installed
     nncf_preset: str = "auto"  # performance if it passes the gate (see _nncf_variant), else transformer
     overwrite: bool = False
@@ -95,6 +96,8 @@ def _check_config(cfg: ExportConfig) -> None:
         raise ExportError(f"--precision {','.join(cfg.precisions)}: choose from {','.join(PRECISION_CHOICES)}")
     if "fp32" not in cfg.precisions:
         raise ExportError("--precision must include fp32: the other variants are derived from it and measured against it")
+    if cfg.parity_images < 1:
+        raise ExportError(f"--parity-images {cfg.parity_images}: parity needs at least 1 image (default 64)")
     out = Path(cfg.out)
     if out.exists() and not cfg.overwrite:
         raise ExportError(f"{out}: already exists; pass --overwrite to replace it or choose another --out")
@@ -123,11 +126,7 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
     text_cfg.setdefault("pool_type", getattr(loaded.model, "text_pool_type", "argmax"))
 
     calib = _calibration_files(cfg.calibration)[: cfg.calibration_images] if cfg.calibration else []
-    from .reference import build_reference, preprocess, sample_photos
-
-    say("measuring PyTorch reference outputs")
-    ref = build_reference(loaded, text_cfg, cfg.parity_images, extra_images=calib[: cfg.parity_images])
-    ref.save(work / REFERENCE_FILE)
+    ref = _reference(cfg, loaded, text_cfg, calib, work, say)
 
     variants: list[Variant] = []
     fp32_files: dict[str, OnnxFile] = {}
@@ -147,24 +146,10 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
         variants += _derived_variants(cfg, work, f, tower, input_name, dynamic_length, say)
 
     if "int8" in cfg.precisions and calib:
-        say(f"quantizing vision int8 (static QDQ, calibrated on {len(calib)} images from {cfg.calibration})")
-        pixels = preprocess(loaded, sample_photos(len(calib), calib))
-        q = prec.QuantSettings("static", calibration={"folder": str(cfg.calibration), "images": int(len(pixels)),
-                                                      "method": "minmax"})
-        f8s = prec.quantize_static_int8(fp32_files["vision"].graph, work / "vision.int8-static.onnx",
-                                        (pixels[i:i + 8] for i in range(0, len(pixels), 8)), "pixels", q)
-        variants.append(_variant(work, f8s, "vision", "int8", "pixels", cfg.opset, dynamic_length,
-                                 name="vision.int8-static", storage="int8", compute="int8",
-                                 quantization=q.to_manifest()))
-        if cfg.nncf and prec.nncf_available() and fp32_files["vision"].data is None:
-            variants.append(_nncf_variant(cfg, work, fp32_files["vision"], pixels, q.calibration, ref,
-                                          loaded.source.random_weights, dynamic_length, say))
-        elif cfg.nncf:
-            say("skipping the NNCF int8 variant: " + ("nncf is not installed (pip install \"bioclip-edge[openvino]\")"
-                                                      if not prec.nncf_available() else "graphs over 2 GB are not supported"))
+        variants += _calibrated_variants(cfg, work, loaded, calib, fp32_files["vision"], ref, dynamic_length, say)
 
     say("measuring parity of every variant against PyTorch")
-    variants = [_with_parity(work, v, ref, loaded.source.random_weights) for v in variants]
+    variants = [_with_parity(work, v, ref) for v in variants]
     from .tokenizer_files import write_tokenizer_files
 
     tokenizer = write_tokenizer_files(loaded.tokenizer, _tokenizer_cfg(loaded, text_cfg), work)
@@ -185,8 +170,40 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
     return manifest
 
 
+def _reference(cfg: ExportConfig, loaded: LoadedModel, text_cfg: dict, calib: list[Path], work: Path,
+               say: Callable[[str], None]) -> Reference:
+    """PyTorch's outputs on the parity photos and labels, saved into the bundle for ``verify``."""
+    from .reference import build_reference
+
+    say(f"measuring PyTorch reference outputs on {cfg.parity_images} photos")
+    ref = build_reference(loaded, text_cfg, cfg.parity_images, extra_images=calib[: cfg.parity_images])
+    ref.save(work / REFERENCE_FILE)
+    return ref
+
+
+def _calibrated_variants(cfg: ExportConfig, work: Path, loaded: LoadedModel, calib: list[Path], fp32: OnnxFile,
+                         ref: Reference, dynamic_length: bool, say: Callable[[str], None]) -> list[Variant]:
+    """The vision int8 variants calibrated on the user's images: static QDQ, and NNCF's for OpenVINO."""
+    from .reference import preprocess, sample_photos
+
+    say(f"quantizing vision int8 (static QDQ, calibrated on {len(calib)} images from {cfg.calibration})")
+    pixels = preprocess(loaded, sample_photos(len(calib), calib))
+    q = prec.QuantSettings("static", calibration={"folder": str(cfg.calibration), "images": int(len(pixels)),
+                                                  "method": "minmax"})
+    f8s = prec.quantize_static_int8(fp32.graph, work / "vision.int8-static.onnx",
+                                    (pixels[i:i + 8] for i in range(0, len(pixels), 8)), "pixels", q)
+    out = [_variant(work, f8s, "vision", "int8", "pixels", cfg.opset, dynamic_length, name="vision.int8-static",
+                    storage="int8", compute="int8", quantization=q.to_manifest())]
+    if cfg.nncf and prec.nncf_available() and fp32.data is None:
+        out.append(_nncf_variant(cfg, work, fp32, pixels, q.calibration, ref, dynamic_length, say))
+    elif cfg.nncf:
+        say("skipping the NNCF int8 variant: " + ("nncf is not installed (pip install \"bioclip-edge[openvino]\")"
+                                                  if not prec.nncf_available() else "graphs over 2 GB are not supported"))
+    return out
+
+
 def _nncf_variant(cfg: ExportConfig, work: Path, fp32: OnnxFile, pixels: np.ndarray, calibration: dict,
-                  ref: Reference, random_weights: bool, dynamic_length: bool, say: Callable[[str], None]) -> Variant:
+                  ref: Reference, dynamic_length: bool, say: Callable[[str], None]) -> Variant:
     """The NNCF int8 vision graph for OpenVINO. Preset ``auto`` tries the fast ``performance`` preset
     and keeps it only if it passes the gate (``gate_misses``) on the reference photos plus the
     calibration images; otherwise the ``transformer`` preset (closest to fp32 on average) is
@@ -206,51 +223,14 @@ def _nncf_variant(cfg: ExportConfig, work: Path, fp32: OnnxFile, pixels: np.ndar
         if preset != "performance" or len(presets) == 1:
             return variant
         figures = gate_figures(fp32.graph, f8n.graph, np.concatenate([ref.pixels, pixels]), ref.text_embeddings)
-        missed = gate_misses(figures, random_weights)
-        verdict = f"performance preset kept ({NNCF_GATE_TEXT})" if not missed else \
+        missed = gate_misses(figures)
+        verdict = f"performance preset kept ({gate_text()})" if not missed else \
             f"performance preset missed the gate ({missed}); transformer preset written instead"
-        note = f"auto: {verdict}; gate on {figures['images']} images: min cosine {figures['cosine_min']:.4f}, " \
-               f"top-1 agreement {figures['top1_agreement']:.3f}"
+        note = f"auto: {verdict}; {figures.text()}"
         say(note)
         if not missed:
             return _replace(variant, quantization={**quant, "preset_note": note})
     return variant
-
-
-def gate_figures(fp32_graph: Path, int8_graph: Path, pixels: np.ndarray, text_embeddings: np.ndarray) -> dict:
-    """Cosine and zero-shot top-1 agreement of the int8 graph with the fp32 graph (equal to
-    PyTorch within 1e-6, measured at every export) on ``pixels``, through onnxruntime."""
-    from ..runtime.embedder import normalise
-    from ..runtime.session import SessionOptions, make_session
-
-    outs = []
-    for graph in (fp32_graph, int8_graph):
-        session = make_session(graph, SessionOptions())
-        outs.append(normalise(np.concatenate([session.run(None, {"pixels": pixels[i:i + 8]})[0]
-                                              for i in range(0, len(pixels), 8)])))
-    want, got = outs
-    cos = (want * got).sum(axis=1)
-    top1 = float(((got @ text_embeddings.T).argmax(1) == (want @ text_embeddings.T).argmax(1)).mean())
-    return {"images": int(len(pixels)), "cosine_min": float(cos.min()), "top1_agreement": top1}
-
-
-def gate_misses(figures: dict, random_weights: bool) -> str:
-    """Why the NNCF performance preset is not good enough, or "" when it is: minimum cosine to
-    fp32 >= 0.995 on every image and, for trained weights, zero-shot top-1 agreement >= 0.99
-    (the speed issue's bar). Random weights hold cosine only: their label scores all sit within
-    noise of each other (measured: median top-1/top-2 margin 0.014 cosine), so top-1 flips there
-    say little about a trained model."""
-    misses = []
-    if figures["cosine_min"] < NNCF_GATE_COSINE_MIN:
-        misses.append(f"min cosine {figures['cosine_min']:.4f} < {NNCF_GATE_COSINE_MIN}")
-    if not random_weights and figures["top1_agreement"] < NNCF_GATE_TOP1:
-        misses.append(f"top-1 agreement {figures['top1_agreement']:.3f} < {NNCF_GATE_TOP1}")
-    return "; ".join(misses)
-
-
-NNCF_GATE_COSINE_MIN = 0.995
-NNCF_GATE_TOP1 = 0.99
-NNCF_GATE_TEXT = f"min cosine >= {NNCF_GATE_COSINE_MIN}, top-1 agreement >= {NNCF_GATE_TOP1} for trained weights"
 
 
 def _derived_variants(cfg: ExportConfig, work: Path, f: OnnxFile, tower: str, input_name: str,
@@ -304,12 +284,12 @@ def _variant(work: Path, f: OnnxFile, tower: str, precision: str, input_name: st
     )
 
 
-def _with_parity(work: Path, v: Variant, ref: Reference, random_weights: bool) -> Variant:
+def _with_parity(work: Path, v: Variant, ref: Reference) -> Variant:
     got = run_variant(work / v.file, v, ref)
-    parity = measure(v, got, ref, random_weights)
+    parity = measure(v, got, ref)
     level = logging.INFO if parity.passed else logging.WARNING
-    log.log(level, "%s: cosine min %.6f mean %.6f top-1 %.3f (%s)", v.name, parity.cosine_min,
-            parity.cosine_mean, parity.top1_agreement or 0, "ok" if parity.passed else "BELOW BOUND")
+    log.log(level, "%s: cosine min %.6f mean %.6f, %s (%s)", v.name, parity.cosine_min, parity.cosine_mean,
+            parity.top1.text(), "ok" if parity.passed else "BELOW BOUND: " + "; ".join(parity.misses()))
     return _replace(v, parity=parity)
 
 

@@ -78,8 +78,10 @@ def _parity(p) -> str:
     if p is None:
         return "not measured"
     text = f"cos min {p.cosine_min:.5f}, mean {p.cosine_mean:.5f} on {p.n_inputs}"
-    if p.top1_agreement is not None:
+    if p.top1 is not None:  # clear-margin top-1 (see bioclip_edge.export.parity)
+        text += (f"; {p.n_labels} labels: " if p.n_labels else "; ") + p.top1.text()
+    elif p.top1_agreement is not None:  # a bundle exported before clear-margin top-1
         text += f"; top-1 agreement {p.top1_agreement:.1%}"
         if p.n_labels:
             text += f" over {p.n_labels} labels"
-    return text + ("; PASS" if p.passed else f"; FAIL ({p.metric} bound {p.bound})")
+    return text + ("; PASS" if p.passed else f"; FAIL ({'; '.join(p.misses())})")

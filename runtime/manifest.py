@@ -99,8 +99,57 @@ class TokenizerSpec:
 
 
 @dataclass(frozen=True)
+class Top1Check:
+    """Zero-shot top-1 agreement with PyTorch fp32, counted only where a flip means something.
+
+    An image is judged when its fp32 top-1 leads every other label by more than twice the
+    variant's score error (any flip there is a real error), or when the variant's top-1 trails
+    fp32's by that much (a clear miss). Near-ties are left out: with random or weak weights many
+    labels score within noise of each other, and a flip between them says nothing about the
+    variant. The rule and why are in ``bioclip_edge.export.parity``.
+    """
+
+    agree: int  # k: judged images whose top-1 is fp32's
+    clear: int  # n: judged images (a clear margin either way)
+    unclear: int  # m: images with no clear margin, not judged
+    images: int  # N = n + m
+    score_error: float  # E: the variant's typical score error (cosine units)
+    min_clear: int  # fewer judged images than this: "not measurable", never a failure
+    bound: float | None = None  # required k / n; None: recorded, not held
+
+    @property
+    def measurable(self) -> bool:
+        return self.clear >= self.min_clear
+
+    @property
+    def agreement(self) -> float | None:
+        return self.agree / self.clear if self.clear else None
+
+    @property
+    def passed(self) -> bool:
+        return self.bound is None or not self.measurable or self.agree / self.clear >= self.bound
+
+    def text(self) -> str:
+        if not self.measurable:
+            return (f"top-1 not measurable: {self.clear} of {self.images} images have a clear margin "
+                    f"(> 2 x score error {self.score_error:.2g}; {self.min_clear} needed)")
+        return f"top-1 agreement {self.agree}/{self.clear} on images with a clear margin " \
+               f"({self.unclear} of {self.images} had none)"
+
+    def cell(self) -> str:
+        """The same, short enough for a table column."""
+        if not self.measurable:
+            return f"not measurable ({self.clear} of {self.images} clear)"
+        return f"{self.agree}/{self.clear} ({self.unclear} of {self.images} unclear)"
+
+
+@dataclass(frozen=True)
 class Parity:
-    """Measured agreement of one variant with PyTorch open_clip on the same inputs."""
+    """Measured agreement of one variant with PyTorch open_clip on the same inputs.
+
+    Manifests written before ``top1`` existed carry only ``top1_agreement`` (over every image,
+    near-ties included); they read as before, with ``top1`` None.
+    """
 
     cosine_min: float
     cosine_mean: float
@@ -108,9 +157,20 @@ class Parity:
     bound: float  # the bound the figure is held to (cosine_min for fp32/fp16, cosine_mean for int8)
     metric: str  # which figure is held to the bound
     passed: bool
-    top1_agreement: float | None = None  # zero-shot top-1 agreement with torch fp32
+    top1_agreement: float | None = None  # zero-shot top-1 agreement with torch fp32 over every image
     n_labels: int | None = None
     max_abs_diff: float | None = None
+    top1: Top1Check | None = None  # the same on images with a clear margin: what is held
+
+    def misses(self) -> list[str]:
+        """What fell short of the bound, in words (empty when the variant passed)."""
+        if self.passed:
+            return []
+        figure = self.cosine_min if self.metric.startswith("cosine_min") else self.cosine_mean
+        out = [] if figure >= self.bound else [f"{self.metric.split()[0]} {figure:.6f} < {self.bound}"]  # NaN too
+        if self.top1 is not None and not self.top1.passed:
+            out.append(f"top-1 {self.top1.agree}/{self.top1.clear} on clear margins < {self.top1.bound:.0%}")
+        return out or [f"{self.metric} >= {self.bound}"]  # an older manifest's wording
 
 
 @dataclass(frozen=True)
@@ -193,7 +253,7 @@ class Manifest:
             for i, raw in enumerate(data["variants"]):
                 raw = dict(raw)
                 if raw.get("parity") is not None:
-                    raw["parity"] = _build(Parity, raw["parity"], where, f"variants[{i}].parity")
+                    raw["parity"] = _parity(raw["parity"], where, f"variants[{i}].parity")
                 variants.append(_build(Variant, raw, where, f"variants[{i}]"))
             manifest = cls(
                 schema_version=version,
@@ -242,6 +302,13 @@ class Manifest:
             seen.add(v.name)
         if self.model.embed_dim <= 0:
             raise ManifestError(f"{where}: model.embed_dim must be positive")
+
+
+def _parity(raw: Any, where: str, what: str) -> Parity:
+    """A Parity record; ``top1`` is absent from manifests written before it existed."""
+    if isinstance(raw, dict) and raw.get("top1") is not None:
+        raw = {**raw, "top1": _build(Top1Check, raw["top1"], where, f"{what}.top1")}
+    return _build(Parity, raw, where, what)
 
 
 def _build(kind: type, raw: Any, where: str, what: str) -> Any:

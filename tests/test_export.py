@@ -201,9 +201,9 @@ def test_nncf_auto_preset_falls_back_when_the_gate_is_missed(tiny_model_dir: Pat
                                                              monkeypatch):
     """auto tries the performance preset first; a graph that misses the gate is replaced by the
     transformer preset, and the manifest says why (a gate no graph can pass forces that path)."""
-    import bioclip_edge.export.build as build
+    import bioclip_edge.export.nncf_gate as gate
 
-    monkeypatch.setattr(build, "NNCF_GATE_COSINE_MIN", 1.5)
+    monkeypatch.setattr(gate, "NNCF_GATE_COSINE_MIN", 1.5)
     out = tmp_path / "auto"
     export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
                                calibration=photo_dir, parity_images=6))
@@ -214,13 +214,15 @@ def test_nncf_auto_preset_falls_back_when_the_gate_is_missed(tiny_model_dir: Pat
     assert v.parity.passed
 
 
-def test_performance_gate_holds_top1_only_for_trained_weights():
-    from bioclip_edge.export.build import gate_misses
+def test_performance_gate_holds_top1_on_clear_margins_only():
+    from bioclip_edge.export.nncf_gate import GateFigures, gate_misses
+    from bioclip_edge.runtime.manifest import Top1Check
 
-    def figures(cos_min: float, top1: float) -> dict:
-        return {"images": 100, "cosine_min": cos_min, "top1_agreement": top1}
+    def figures(cos_min: float, agree: int, clear: int = 100) -> GateFigures:
+        return GateFigures(120, cos_min, Top1Check(agree, clear, 120 - clear, 120, 0.001, 10, bound=0.99))
 
-    assert gate_misses(figures(0.998, 0.99), random_weights=False) == ""
-    assert "top-1 agreement 0.980 < 0.99" in gate_misses(figures(0.998, 0.98), random_weights=False)
-    assert gate_misses(figures(0.998, 0.5), random_weights=True) == ""  # random: noise, not held
-    assert "min cosine 0.9900" in gate_misses(figures(0.99, 1.0), random_weights=True)
+    assert gate_misses(figures(0.998, 99)) == ""
+    assert "top-1 agreement 97/100 on clear margins < 0.99" in gate_misses(figures(0.998, 97))
+    assert gate_misses(figures(0.998, 3, clear=4)) == ""  # 4 clear images: not measurable, not held
+    assert "min cosine 0.9900" in gate_misses(figures(0.99, 100))
+    assert "not measurable" in figures(0.998, 3, clear=4).text()
