@@ -58,8 +58,8 @@ def make_text_bundle(folder: Path, seed: int = 0):
     from bioclip_edge.export.onnx_export import export_tower
     from bioclip_edge.export.tokenizer_files import write_tokenizer_files
     from bioclip_edge.export.towers import text_tower_for
-    from bioclip_edge.runtime.bundle import Bundle, sha256_file
-    from bioclip_edge.runtime.manifest import SCHEMA_VERSION, Manifest, ModelInfo, Preprocess, Variant, WeightsSource
+    from bioclip_edge.runtime.engine.bundle import Bundle, sha256_file
+    from bioclip_edge.runtime.engine.manifest import SCHEMA_VERSION, Manifest, ModelInfo, Preprocess, Variant, WeightsSource
 
     torch.manual_seed(seed)
     model = open_clip.create_model("ViT-B-16").eval()
@@ -88,8 +88,8 @@ def make_text_bundle(folder: Path, seed: int = 0):
 def bench_build(n_texts: int, batch_size: int, rounds: int = 2) -> dict:
     import torch
 
-    from bioclip_edge.runtime.recipes import OPENAI_IMAGENET_TEMPLATES
-    from bioclip_edge.runtime.text import TextEncoder
+    from bioclip_edge.runtime.text.recipes import OPENAI_IMAGENET_TEMPLATES
+    from bioclip_edge.runtime.text.encoder import TextEncoder
 
     names = [line for line in LABELS_FILE.read_text(encoding="utf-8").split("\n") if line.strip()]
     workloads = {
@@ -141,7 +141,7 @@ def bench_build(n_texts: int, batch_size: int, rounds: int = 2) -> dict:
 
 
 def _run_full(encoder, ids):
-    from bioclip_edge.runtime.tokenizer import pad_ids
+    from bioclip_edge.runtime.text.tokenizer import pad_ids
 
     padded = pad_ids(ids, encoder.tokenizer.pad_id, encoder.context_length)
     (emb,) = encoder.session.run([encoder.variant.output_name], {encoder.variant.input_name: padded.astype(encoder._id_dtype)})
@@ -149,7 +149,7 @@ def _run_full(encoder, ids):
 
 
 def write_synthetic_matrix(path: Path, n: int, dim: int, seed: int = 0) -> float:
-    from bioclip_edge.runtime.label_store import write_label_file
+    from bioclip_edge.runtime.labels.store import write_label_file
 
     rng = np.random.default_rng(seed)
     block = 50_000
@@ -180,7 +180,7 @@ def _proc_status() -> dict:
 
 
 def _score_child(path: str, batch: int, queue) -> None:
-    from bioclip_edge.runtime.labels import LabelMatrix
+    from bioclip_edge.runtime.labels.matrix import LabelMatrix
 
     before = _proc_status()
     tracemalloc.start()
@@ -267,7 +267,7 @@ _LEGACY_REQUESTS: dict = {}  # precision -> (product, reduce) infer requests, co
 
 def legacy_topk(matrix, emb: np.ndarray, k: int, spec, precision: str = "f16", block_rows: int = 5461):
     """The previous OpenVINO engine for fp16 rows (16 MB fp32 blocks, TopK in OpenVINO), same exact rescoring."""
-    from bioclip_edge.runtime import scoring_engine as se
+    from bioclip_edge.runtime.labels import scoring_engine as se
 
     if precision not in _LEGACY_REQUESTS:
         _LEGACY_REQUESTS[precision] = _legacy_graphs(precision)
@@ -299,7 +299,7 @@ def legacy_topk(matrix, emb: np.ndarray, k: int, spec, precision: str = "f16", b
 
 def run_engine(m, q: np.ndarray, k: int, engine: str):
     """``scoring.topk`` with ``engine``, or the legacy engine (fp16 matrices, in the CPU's old choice: f16)."""
-    from bioclip_edge.runtime import scoring
+    from bioclip_edge.runtime.labels import scoring
 
     if engine == LEGACY_ENGINE:
         return legacy_topk(m.matrix, q, k, m.score_spec)
@@ -307,7 +307,7 @@ def run_engine(m, q: np.ndarray, k: int, engine: str):
 
 
 def engine_label(m, engine: str) -> str:
-    from bioclip_edge.runtime import scoring
+    from bioclip_edge.runtime.labels import scoring
 
     if engine == LEGACY_ENGINE:
         return "previous engine: OpenVINO f16 product graph + f32 TopK graph per 16 MB block, exact fp32 rescoring"
@@ -316,7 +316,7 @@ def engine_label(m, engine: str) -> str:
 
 def _engine_child(path: str, engine: str, batch: int, queue) -> None:
     """One engine alone: time for a batch, peak memory, and its top-5 for the agreement check."""
-    from bioclip_edge.runtime.labels import LabelMatrix
+    from bioclip_edge.runtime.labels.matrix import LabelMatrix
 
     m = LabelMatrix.load(path)
     q = _queries(m, batch)
@@ -358,10 +358,10 @@ def ensure_tower_bundle(folder: Path) -> Path:
 
 def _alternating_child(path: str, bundle_dir: str, engines: list[str], batch: int, rounds: int, queue) -> None:
     """Tower and every engine in one process, alternated round by round; medians per image."""
-    from bioclip_edge.runtime.backends import choose_backend
-    from bioclip_edge.runtime.bundle import Bundle
-    from bioclip_edge.runtime.labels import LabelMatrix
-    from bioclip_edge.runtime.session import SessionOptions, make_session
+    from bioclip_edge.runtime.engine.backends import choose_backend
+    from bioclip_edge.runtime.engine.bundle import Bundle
+    from bioclip_edge.runtime.labels.matrix import LabelMatrix
+    from bioclip_edge.runtime.engine.session import SessionOptions, make_session
 
     bundle = Bundle.open(bundle_dir)
     variant = bundle.variant("vision", "fp32")
@@ -427,8 +427,8 @@ def bench_engines(path: Path, bundle_dir: Path | None, engines: list[str], batch
 
 def bench_scoring(n: int, dim: int, batch: int, folder: Path, engines_cfg: dict | None = None,
                   engines_only: bool = False) -> dict:
-    from bioclip_edge.runtime.scoring import block_rows_for
-    from bioclip_edge.runtime.scoring_engine import block_rows_for as engine_block_rows_for
+    from bioclip_edge.runtime.labels.scoring import block_rows_for
+    from bioclip_edge.runtime.labels.scoring_engine import block_rows_for as engine_block_rows_for
 
     path = folder / "synthetic_867k.npz"
     write_s = write_synthetic_matrix(path, n, dim)

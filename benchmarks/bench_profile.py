@@ -45,7 +45,7 @@ def flops_step(out: Path) -> dict:
 
 
 def bundle_step(folder: Path) -> Path:
-    from bioclip_edge.runtime.bundle import Bundle
+    from bioclip_edge.runtime.engine.bundle import Bundle
 
     if (folder / "manifest.json").exists():
         try:

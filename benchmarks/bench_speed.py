@@ -88,7 +88,7 @@ def agreement_pixels(bundle, n: int, seed: int = 1) -> np.ndarray:
     """``n`` zero-shot test inputs: the exporter's random crops of the scikit-image sample photos
     (another seed than the bundle's parity crops), preprocessed by the bundle's own transform."""
     from bioclip_edge.export.reference import photo_crops
-    from bioclip_edge.runtime.preprocess import ImageTransform
+    from bioclip_edge.runtime.images.transform import ImageTransform
 
     transform = ImageTransform.from_manifest(bundle.manifest.preprocess)
     return np.stack([transform(crop) for crop in photo_crops(n, seed)]).astype(np.float32)
@@ -125,8 +125,8 @@ def make_runner(bundle, backend: str, variant_name: str, threads: int):
             return torch.nn.functional.normalize(out, dim=-1).numpy()
 
         return run, f"torch {torch.__version__}"
-    from bioclip_edge.runtime.embedder import EmbedOptions, ImageEmbedder
-    from bioclip_edge.runtime.session import SessionOptions, make_session
+    from bioclip_edge.runtime.images.embedder import EmbedOptions, ImageEmbedder
+    from bioclip_edge.runtime.engine.session import SessionOptions, make_session
 
     options = SessionOptions(intra_op_threads=threads, backend=backend)
     if backend == "auto":  # what `classify` runs with no options
@@ -215,9 +215,9 @@ def end_to_end(bundle, photos: Path, batch: int, threads: int, rounds: int = 3) 
     measured round by round in one run so machine drift hits them alike."""
     import dataclasses
 
-    from bioclip_edge.runtime.classifier import ClassifyOptions, Classifier
-    from bioclip_edge.runtime.images import DecodeOptions
-    from bioclip_edge.runtime.session import SessionOptions
+    from bioclip_edge.runtime.jobs.classifier import ClassifyOptions, Classifier
+    from bioclip_edge.runtime.images.decode import DecodeOptions
+    from bioclip_edge.runtime.engine.session import SessionOptions
 
     session = SessionOptions(intra_op_threads=threads, backend="auto")
     labels = ["lion", "leopard", "cheetah", "spotted hyena", "zebra", "empty savanna"]
@@ -340,7 +340,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agreement-images", type=int, default=200, help="photo crops for top-1 agreement (default 200)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    from bioclip_edge.runtime.bundle import Bundle
+    from bioclip_edge.runtime.engine.bundle import Bundle
 
     folder = ensure_bundle(args.out, write_photos(args.out / "calibration"))
     bundle = Bundle.open(folder)

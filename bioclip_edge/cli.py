@@ -29,11 +29,11 @@ from .errors import UserError
 COMMANDS: dict[str, str] = {
     "export": "bioclip_edge.export.cli_export",
     "verify": "bioclip_edge.export.cli_verify",
-    "classify": "bioclip_edge.runtime.cli_classify",
-    "embed": "bioclip_edge.runtime.cli_embed",
-    "labels": "bioclip_edge.runtime.cli_labels",
+    "classify": "bioclip_edge.runtime.cli.classify",
+    "embed": "bioclip_edge.runtime.cli.embed",
+    "labels": "bioclip_edge.runtime.cli.labels",
     "profile": "bioclip_edge.profiling.cli",
-    "info": "bioclip_edge.runtime.cli_info",
+    "info": "bioclip_edge.runtime.cli.info",
 }
 
 

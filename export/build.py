@@ -19,8 +19,8 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..runtime.bundle import sha256_file
-from ..runtime.manifest import (
+from ..runtime.engine.bundle import sha256_file
+from ..runtime.engine.manifest import (
     SCHEMA_VERSION,
     Manifest,
     ModelInfo,

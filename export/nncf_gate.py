@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..runtime.manifest import Top1Check
+from ..runtime.engine.manifest import Top1Check
 from .parity import clear_top1
 
 NNCF_GATE_COSINE_MIN = 0.995
@@ -36,8 +36,8 @@ class GateFigures:
 def gate_figures(fp32_graph: Path, int8_graph: Path, pixels: np.ndarray, text_embeddings: np.ndarray) -> GateFigures:
     """Cosine and zero-shot top-1 agreement of the int8 graph with the fp32 graph (equal to
     PyTorch within 1e-6, measured at every export) on ``pixels``, through onnxruntime."""
-    from ..runtime.embedder import normalise
-    from ..runtime.session import SessionOptions, make_session
+    from ..runtime.images.embedder import normalise
+    from ..runtime.engine.session import SessionOptions, make_session
 
     outs = []
     for graph in (fp32_graph, int8_graph):

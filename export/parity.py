@@ -42,7 +42,7 @@ from typing import Sequence
 
 import numpy as np
 
-from ..runtime.manifest import Parity, Top1Check, Variant
+from ..runtime.engine.manifest import Parity, Top1Check, Variant
 
 REFERENCE_FILE = "parity/reference.npz"
 SCORE_ERROR_QUANTILE = 0.95  # E: this percentile of the variant's score errors (see the module docstring)
@@ -112,7 +112,7 @@ def normalise_pixels(images: np.ndarray, mean: Sequence[float], std: Sequence[fl
 
 def run_variant(path: Path, variant: Variant, ref: Reference, batch: int = 8) -> np.ndarray:
     """Embeddings of the reference inputs through one ONNX variant (onnxruntime CPU)."""
-    from ..runtime.session import SessionOptions, make_session
+    from ..runtime.engine.session import SessionOptions, make_session
 
     session = make_session(path, SessionOptions(optimization="all"))
     inputs = ref.pixels if variant.tower == "vision" else ref.ids

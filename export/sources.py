@@ -24,7 +24,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from ..errors import UserError
-from ..runtime.manifest import WeightsSource
+from ..runtime.engine.manifest import WeightsSource
 from .registry import find_known
 
 log = logging.getLogger(__name__)
@@ -268,6 +268,6 @@ def _arch_name(model_cfg: dict[str, Any]) -> str:
 
 
 def _sha256(path: Path) -> str:
-    from ..runtime.bundle import sha256_file
+    from ..runtime.engine.bundle import sha256_file
 
     return sha256_file(path)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from ..runtime.manifest import Manifest, Parity, Variant
+from ..runtime.engine.manifest import Manifest, Parity, Variant
 
 
 def _mb(n: int) -> str:

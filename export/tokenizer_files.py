@@ -20,7 +20,7 @@ import shutil
 from pathlib import Path
 from typing import Any
 
-from ..runtime.manifest import TokenizerSpec
+from ..runtime.engine.manifest import TokenizerSpec
 
 log = logging.getLogger(__name__)
 

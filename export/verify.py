@@ -7,8 +7,8 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..runtime.bundle import Bundle, BundleError
-from ..runtime.manifest import Parity, Variant
+from ..runtime.engine.bundle import Bundle, BundleError
+from ..runtime.engine.manifest import Parity, Variant
 from .parity import Reference, measure, run_variant
 from .summary import parity_table
 

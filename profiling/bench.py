@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass
 from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import UserError
-from ..runtime.bundle import Bundle
+from ..runtime.engine.bundle import Bundle
 from .runners import RUNNERS, Target
 
 log = logging.getLogger(__name__)
@@ -105,7 +105,7 @@ def _resolve(bundle: Bundle, backend: str, tower: str, precision: str) -> tuple[
     if precision == "bf16":
         if backend != "openvino":
             return "bf16 runs through OpenVINO (onnxruntime's CPU provider has no bf16 kernels)"
-        from ..runtime.backends import openvino_capabilities
+        from ..runtime.engine.backends import openvino_capabilities
 
         if "BF16" not in openvino_capabilities():
             return "this CPU has no bf16 arithmetic (AMX / AVX-512 BF16), or OpenVINO is not installed"

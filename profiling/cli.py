@@ -143,7 +143,7 @@ def run_flops(args) -> int:
 
 
 def _bundle_flops_row(folder: Path, length: int) -> dict:
-    from ..runtime.bundle import Bundle
+    from ..runtime.engine.bundle import Bundle
     from .measure import bundle_flops
 
     bundle = Bundle.open(folder)

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from ..runtime.bundle import Bundle
+from ..runtime.engine.bundle import Bundle
 from .bench import BenchSettings, plan_targets, run_targets
 from .flops import DEFAULT_TRIMMED_LENGTH
 from .runners import Target

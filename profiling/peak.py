@@ -154,7 +154,7 @@ def int8_qdq_graph(fp32: Path, shape=SHAPE) -> Path:
 def ort_call(graph: Path, threads: int, shape=SHAPE) -> Callable[[], object]:
     import numpy as np
 
-    from ..runtime.session import SessionOptions, make_session
+    from ..runtime.engine.session import SessionOptions, make_session
 
     session = make_session(graph, SessionOptions(intra_op_threads=threads))
     x = np.random.default_rng(1).standard_normal(shape[:2], dtype=np.float32)

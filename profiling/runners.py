@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from ..runtime.bundle import Bundle
+from ..runtime.engine.bundle import Bundle
 
 
 @dataclass(frozen=True)
@@ -55,7 +55,7 @@ def make_inputs(bundle: Bundle, target: Target):
 
 
 def ort_runner(bundle: Bundle, target: Target) -> Callable[[], Any]:
-    from ..runtime.session import SessionOptions, make_session
+    from ..runtime.engine.session import SessionOptions, make_session
 
     variant = bundle.variant(target.tower, name=target.variant)
     session = make_session(bundle.path(variant.file), SessionOptions(intra_op_threads=target.threads))
@@ -67,7 +67,7 @@ def openvino_runner(bundle: Bundle, target: Target) -> Callable[[], Any]:
     """The runtime's own OpenVINO session (one stream, latency hint), shape fixed to the batch.
     fp32 targets run exact f32; bf16 and int8 targets run OpenVINO's default precision, as the
     runtime does (bf16 where the CPU has it, for whatever an int8 graph leaves in float)."""
-    from ..runtime.backends import OpenVinoSession
+    from ..runtime.engine.backends import OpenVinoSession
 
     variant = bundle.variant(target.tower, name=target.variant)
     x = make_inputs(bundle, target)

@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Callable, Sequence
 
-from ..runtime.bundle import Bundle
+from ..runtime.engine.bundle import Bundle
 from .bench import BenchSettings
 from .flops import DEFAULT_TRIMMED_LENGTH
 from .measure import ProfileRun, profile_bundle

@@ -3,6 +3,11 @@
 Imports only numpy, onnxruntime and Pillow (and tokenizers for label text). Importing this
 package is cheap: ``Classifier`` and ``LabelMatrix`` load their modules (and numpy) on first use.
 
+Sub-packages, each importing only those listed before it: ``engine`` (manifest, bundle, engine
+selection, sessions), ``images`` (discovery, decoding, transform, pipeline, boxes), ``text``
+(tokenizer, recipes, encoder), ``labels`` (matrices, build/import, scoring), ``jobs`` (Classifier,
+classify/embed jobs, checkpoints, writers) and ``cli`` (the commands).
+
     from bioclip_edge.runtime import Bundle, Classifier
     bundle = Bundle.open("bundles/bioclip")
 """
@@ -11,15 +16,19 @@ from __future__ import annotations
 
 import importlib
 
-from .bundle import Bundle, BundleError
-from .manifest import Manifest, ManifestError
+from .engine.bundle import Bundle, BundleError
+from .engine.manifest import Manifest, ManifestError
 
 _LAZY = {
-    "Classifier": "classifier",
-    "ImageEmbedder": "embedder",
-    "LabelMatrix": "labels",
-    "TextEncoder": "text",
-    "Tokenizer": "tokenizer",
+    "Classifier": "jobs.classifier",
+    "ClassifyJob": "jobs.classify",
+    "run_classify": "jobs.classify",
+    "EmbedJob": "jobs.embed",
+    "run_embed": "jobs.embed",
+    "ImageEmbedder": "images.embedder",
+    "LabelMatrix": "labels.matrix",
+    "TextEncoder": "text.encoder",
+    "Tokenizer": "text.tokenizer",
 }
 
 __all__ = ["Bundle", "BundleError", "Manifest", "ManifestError", *_LAZY]

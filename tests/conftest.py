@@ -99,7 +99,7 @@ def random_flagged_bundle(tiny_bundle, tmp_path) -> Path:
     import json
     import shutil
 
-    from bioclip_edge.runtime.manifest import MANIFEST_NAME
+    from bioclip_edge.runtime.engine.manifest import MANIFEST_NAME
 
     fake = tmp_path / "random"
     shutil.copytree(tiny_bundle, fake)

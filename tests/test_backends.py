@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bioclip_edge.runtime.backends import BackendError, choose_backend, openvino_capabilities
-from bioclip_edge.runtime.bundle import Bundle
-from bioclip_edge.runtime.embedder import EmbedOptions, ImageEmbedder
-from bioclip_edge.runtime.session import SessionOptions
-from bioclip_edge.runtime.text import TextEncoder
+from bioclip_edge.runtime.engine.backends import BackendError, choose_backend, openvino_capabilities
+from bioclip_edge.runtime.engine.bundle import Bundle
+from bioclip_edge.runtime.images.embedder import EmbedOptions, ImageEmbedder
+from bioclip_edge.runtime.engine.session import SessionOptions
+from bioclip_edge.runtime.text.encoder import TextEncoder
 
 needs_openvino = pytest.mark.skipif(not openvino_capabilities(), reason="OpenVINO is not installed")
 LABELS = ["lion", "leopard", "spotted hyena", "a photo of an african elephant.", "Panthera pardus"]
@@ -18,7 +18,7 @@ LABELS = ["lion", "leopard", "spotted hyena", "a photo of an african elephant.",
 @needs_openvino
 @pytest.mark.parametrize("backend,bound", [("openvino-f32", 0.99999), ("openvino", 0.999)])
 def test_openvino_matches_onnxruntime(tiny_bundle, photo_dir, backend, bound):
-    from bioclip_edge.runtime.images import load_image
+    from bioclip_edge.runtime.images.decode import load_image
 
     bundle = Bundle.open(tiny_bundle)
     images = [load_image(p).image for p in sorted(photo_dir.glob("*.jpg"))]
@@ -43,7 +43,7 @@ def test_auto_choice_follows_what_is_installed():
 
 
 def test_missing_openvino_is_a_clear_error(monkeypatch):
-    import bioclip_edge.runtime.backends as backends
+    import bioclip_edge.runtime.engine.backends as backends
 
     monkeypatch.setattr(backends, "openvino_capabilities", lambda: ())
     with pytest.raises(BackendError, match="OpenVINO is not installed"):
@@ -63,7 +63,7 @@ def test_auto_keeps_dynamic_int8_graphs_in_onnxruntime(tiny_bundle):
 @needs_openvino
 def test_openvino_label_says_int8_for_quantized_graphs(tiny_bundle):
     """A newcomer reading "OpenVINO CPU (bfloat16)" for an int8 graph would think int8 was not used."""
-    from bioclip_edge.runtime.session import make_session
+    from bioclip_edge.runtime.engine.session import make_session
 
     bundle = Bundle.open(tiny_bundle)
     static = bundle.variant("vision", name="vision.int8-static")

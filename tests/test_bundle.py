@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from bioclip_edge.runtime.bundle import Bundle, BundleError
-from bioclip_edge.runtime.manifest import SCHEMA_VERSION, Manifest
+from bioclip_edge.runtime.engine.bundle import Bundle, BundleError
+from bioclip_edge.runtime.engine.manifest import SCHEMA_VERSION, Manifest
 
 
 @pytest.fixture()

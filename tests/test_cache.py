@@ -1,4 +1,4 @@
-"""runtime.cache: checksum stamps let a bundle open without re-hashing unchanged files, and any
+"""runtime.engine.cache: checksum stamps let a bundle open without re-hashing unchanged files, and any
 change to a file (or ``verify``) hashes it again; caches can be moved or switched off."""
 
 from __future__ import annotations
@@ -9,9 +9,9 @@ from pathlib import Path
 import pytest
 
 from bioclip_edge.runtime import Bundle
-from bioclip_edge.runtime import bundle as bundle_module
-from bioclip_edge.runtime.bundle import BundleError
-from bioclip_edge.runtime.cache import CACHE_ENV, cache_dir
+from bioclip_edge.runtime.engine import bundle as bundle_module
+from bioclip_edge.runtime.engine.bundle import BundleError
+from bioclip_edge.runtime.engine.cache import CACHE_ENV, cache_dir
 
 
 @pytest.fixture()
@@ -68,7 +68,7 @@ def test_classify_caches_text_labels_by_default(tiny_bundle, photo_dir, tmp_path
     assert cli_main([*args, "--out", str(tmp_path / "a.csv")]) == 0
     cached = list((tmp_path / "cache" / "labels").glob("labels-*.npz"))
     assert len(cached) == 1
-    from bioclip_edge.runtime import text
+    from bioclip_edge.runtime.text import encoder as text
 
     def no_text_tower(*a, **k):
         raise AssertionError("the text tower ran although the labels were cached")
@@ -108,7 +108,7 @@ def test_openvino_cache_keeps_compile_settings_apart(tiny_bundle, tmp_path, monk
     default (bf16) settings gave NaNs. One cache folder per setting keeps them apart."""
     import numpy as np
 
-    from bioclip_edge.runtime.backends import OpenVinoSession, openvino_capabilities
+    from bioclip_edge.runtime.engine.backends import OpenVinoSession, openvino_capabilities
 
     if not openvino_capabilities():
         pytest.skip("OpenVINO is not installed")

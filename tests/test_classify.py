@@ -14,14 +14,14 @@ from PIL import Image
 
 from bioclip_edge.cli import main as cli_main
 from bioclip_edge.runtime import Bundle
-from bioclip_edge.runtime.checkpoint import checkpoint_path
-from bioclip_edge.runtime.classifier import Classifier
-from bioclip_edge.runtime.detections import crop_box, read_detections
-from bioclip_edge.runtime.inputs import discover
-from bioclip_edge.runtime.jobs import JobConfig, run_job
-from bioclip_edge.runtime.manifest import MANIFEST_NAME
-from bioclip_edge.runtime.pipeline import Prepared, prepare_stream
-from bioclip_edge.runtime.session import SessionOptions
+from bioclip_edge.runtime.jobs.checkpoint import checkpoint_path
+from bioclip_edge.runtime.jobs.classifier import Classifier
+from bioclip_edge.runtime.images.detections import crop_box, read_detections
+from bioclip_edge.runtime.images.discover import discover
+from bioclip_edge.runtime.jobs.runner import JobConfig, run_job
+from bioclip_edge.runtime.engine.manifest import MANIFEST_NAME
+from bioclip_edge.runtime.images.pipeline import Prepared, prepare_stream
+from bioclip_edge.runtime.engine.session import SessionOptions
 from image_factory import EXIF_DATETIME, EXIF_MAKE, EXIF_MODEL, bad_images, good_images
 
 LABELS = ["lion", "leopard", "spotted hyena", "empty savanna", "domestic cat", "coffee cup"]
@@ -76,7 +76,7 @@ def test_predict_folder_results_and_failures(clf, card):
 def test_scores_equal_embedding_times_label_matrix(clf, photo_dir):
     """The pipeline (threads, batching) gives exactly what embedding + topk give directly."""
     results = clf.predict([photo_dir])
-    from bioclip_edge.runtime.images import load_image
+    from bioclip_edge.runtime.images.decode import load_image
 
     for r in results:
         image = load_image(r["filepath"]).image
@@ -128,7 +128,7 @@ def test_iter_predict_streams(clf, photo_dir):
 def test_broken_bundle_and_labels_stop_before_work(tiny_bundle, tmp_path, photo_dir):
     broken = tmp_path / "broken"
     shutil.copytree(tiny_bundle, broken)
-    from bioclip_edge.runtime.selection import select_vision
+    from bioclip_edge.runtime.engine.selection import select_vision
 
     loaded = select_vision(Bundle.open(tiny_bundle)).variant.file  # the graph this run will load
     with open(broken / loaded, "r+b") as fh:
@@ -249,7 +249,7 @@ def test_cli_resume_after_checkpoint(tiny_bundle, photo_dir, tmp_path, capsys):
     ckpt = checkpoint_path(out)
     capsys.readouterr()
     # kill the next run after two images (Ctrl-C inside the loop, like a user would)
-    from bioclip_edge.runtime import checkpoint as ck
+    from bioclip_edge.runtime.jobs import checkpoint as ck
 
     original = ck.Checkpoint.add
     calls = {"n": 0}

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from bioclip_edge.cli import main
-from bioclip_edge.runtime.labels import LabelMatrix
+from bioclip_edge.runtime.labels.matrix import LabelMatrix
 from test_labels_build import SPECIES_CSV
 from test_labels_import import write_official
 
@@ -46,7 +46,7 @@ def test_import_and_errors(tmp_path, tiny_bundle, capsys):
 
 
 def test_help_imports_no_heavy_modules():
-    code = ("import sys; from bioclip_edge.runtime import cli_labels; import argparse; "
+    code = ("import sys; from bioclip_edge.runtime.cli import labels as cli_labels; import argparse; "
             "cli_labels.add_arguments(argparse.ArgumentParser()); "
             "print([m for m in ('numpy', 'onnxruntime', 'torch', 'tokenizers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
@@ -54,7 +54,7 @@ def test_help_imports_no_heavy_modules():
 
 
 def test_runtime_label_modules_are_torch_free():
-    mods = ["tokenizer", "text", "labels", "label_store", "label_build", "label_import", "scoring", "taxonomy", "recipes"]
+    mods = ["text.tokenizer", "text.encoder", "labels.matrix", "labels.store", "labels.build", "labels.importer", "labels.scoring", "labels.taxonomy", "text.recipes"]
     code = ("import sys; " + "; ".join(f"import bioclip_edge.runtime.{m}" for m in mods) + "; "
             "print([m for m in ('torch', 'open_clip', 'torchvision', 'transformers') if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

@@ -9,10 +9,10 @@ import pytest
 
 from bioclip_edge.cli import main as cli_main
 from bioclip_edge.runtime import Bundle
-from bioclip_edge.runtime.embedder import ImageEmbedder, EmbedOptions
-from bioclip_edge.runtime.images import load_image
-from bioclip_edge.runtime.inputs import discover
-from bioclip_edge.runtime.session import SessionOptions
+from bioclip_edge.runtime.images.embedder import ImageEmbedder, EmbedOptions
+from bioclip_edge.runtime.images.decode import load_image
+from bioclip_edge.runtime.images.discover import discover
+from bioclip_edge.runtime.engine.session import SessionOptions
 from image_factory import bad_images
 
 
@@ -72,7 +72,7 @@ def test_cli_info_lists_variants_with_sizes_and_parity(tiny_bundle, capsys):
     for name in ("vision.fp32", "vision.fp16", "vision.int8", "text.fp32"):
         assert name in text
     assert "MB" in text and "cos min" in text and "WARNING" not in text
-    from bioclip_edge.runtime.selection import select_vision
+    from bioclip_edge.runtime.engine.selection import select_vision
 
     chosen = select_vision(Bundle.open(tiny_bundle))
     assert f"on this machine: --precision auto runs {chosen.variant.name} on {chosen.backend}" in text
@@ -87,7 +87,7 @@ def test_cli_modules_import_only_the_standard_library():
 
     code = (
         "import sys\n"
-        "import bioclip_edge.runtime.cli_classify, bioclip_edge.runtime.cli_embed, bioclip_edge.runtime.cli_info\n"
+        "import bioclip_edge.runtime.cli.classify, bioclip_edge.runtime.cli.embed, bioclip_edge.runtime.cli.info\n"
         "heavy = [m for m in ('numpy', 'onnxruntime', 'PIL', 'tokenizers', 'torch') if m in sys.modules]\n"
         "print(heavy)\n"
     )

@@ -16,7 +16,7 @@ from bioclip_edge.export.build import ExportConfig, ExportError, export_bundle
 from bioclip_edge.export.parity import BOUNDS
 from bioclip_edge.export.precision import nncf_available
 from bioclip_edge.export.sources import ModelRequest, SourceError, load_model
-from bioclip_edge.runtime.bundle import Bundle, sha256_file
+from bioclip_edge.runtime.engine.bundle import Bundle, sha256_file
 from tests.conftest import TINY_VIT_CFG, write_model_dir
 
 # Tiny versions of the families the seed documents name: same code paths, seconds to export.
@@ -216,7 +216,7 @@ def test_nncf_auto_preset_falls_back_when_the_gate_is_missed(tiny_model_dir: Pat
 
 def test_performance_gate_holds_top1_on_clear_margins_only():
     from bioclip_edge.export.nncf_gate import GateFigures, gate_misses
-    from bioclip_edge.runtime.manifest import Top1Check
+    from bioclip_edge.runtime.engine.manifest import Top1Check
 
     def figures(cos_min: float, agree: int, clear: int = 100) -> GateFigures:
         return GateFigures(120, cos_min, Top1Check(agree, clear, 120 - clear, 120, 0.001, 10, bound=0.99))

@@ -12,7 +12,7 @@ import pytest
 
 from bioclip_edge.export.build import ExportConfig, export_bundle
 from bioclip_edge.export.sources import ModelRequest
-from bioclip_edge.runtime.bundle import Bundle
+from bioclip_edge.runtime.engine.bundle import Bundle
 
 
 def _export(spec: str, out: Path, **kw) -> Bundle:

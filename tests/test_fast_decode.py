@@ -16,11 +16,11 @@ import pytest
 from PIL import Image
 
 from bioclip_edge.cli import main as cli_main
-from bioclip_edge.runtime.bundle import Bundle
-from bioclip_edge.runtime.classifier import Classifier
-from bioclip_edge.runtime.images import DecodeOptions, load_image
-from bioclip_edge.runtime.preprocess import FAST_DECODE_MARGIN, ImageTransform
-from bioclip_edge.runtime.session import SessionOptions
+from bioclip_edge.runtime.engine.bundle import Bundle
+from bioclip_edge.runtime.jobs.classifier import Classifier
+from bioclip_edge.runtime.images.decode import DecodeOptions, load_image
+from bioclip_edge.runtime.images.transform import FAST_DECODE_MARGIN, ImageTransform
+from bioclip_edge.runtime.engine.session import SessionOptions
 from image_factory import PHOTOS, camera_trap_jpeg, photo
 
 # Measured: 1/2-scale draft on 1920x1080 photos (upscaled samples and native-detail tilings) gave

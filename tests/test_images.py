@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bioclip_edge.runtime.images import DecodeOptions, ImageDecodeError, load_image, to_rgb
-from bioclip_edge.runtime.inputs import InputError, discover
+from bioclip_edge.runtime.images.decode import DecodeOptions, ImageDecodeError, load_image, to_rgb
+from bioclip_edge.runtime.images.discover import InputError, discover
 from image_factory import EXIF_DATETIME, EXIF_MAKE, EXIF_MODEL, bad_images, bomb_png, good_images, photo
 
 

@@ -7,11 +7,11 @@ import json
 import numpy as np
 import pytest
 
-from bioclip_edge.runtime import label_build
-from bioclip_edge.runtime.bundle import Bundle
-from bioclip_edge.runtime.label_build import LabelSourceError, build_label_matrix, read_label_source
-from bioclip_edge.runtime.labels import LabelMatrix
-from bioclip_edge.runtime.recipes import OPENAI_IMAGENET_TEMPLATES, RecipeError, get_recipe
+from bioclip_edge.runtime.labels import build as label_build
+from bioclip_edge.runtime.engine.bundle import Bundle
+from bioclip_edge.runtime.labels.build import LabelSourceError, build_label_matrix, read_label_source
+from bioclip_edge.runtime.labels.matrix import LabelMatrix
+from bioclip_edge.runtime.text.recipes import OPENAI_IMAGENET_TEMPLATES, RecipeError, get_recipe
 
 SPECIES_CSV = """Kingdom,Phylum,Class,Order,Family,Genus,Species,Common Name
 Animalia,Chordata,Mammalia,Carnivora,Felidae,Panthera,leo,lion
@@ -132,7 +132,7 @@ def test_stale_parts_are_discarded(tmp_path, bundle):
 
 
 def test_from_texts_caches_by_content(tmp_path, bundle, monkeypatch):
-    from bioclip_edge.runtime import recipes
+    from bioclip_edge.runtime.text import recipes
 
     a = LabelMatrix.from_texts(bundle, ["lion", "leopard"], recipe="photo", cache_dir=tmp_path)
     assert len(list(tmp_path.glob("labels-*.npz"))) == 1 and a.recipe == "photo"

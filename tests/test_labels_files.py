@@ -9,13 +9,13 @@ import numpy as np
 import pytest
 
 from bioclip_edge.cli import main
-from bioclip_edge.runtime.bundle import Bundle
-from bioclip_edge.runtime.label_build import LabelTable, build_label_matrix, read_label_source
-from bioclip_edge.runtime.label_spec import LabelSpecError, resolve_labels
-from bioclip_edge.runtime.label_store import LabelFileError, is_label_file
-from bioclip_edge.runtime.labels import LabelMatrix
-from bioclip_edge.runtime.output_target import OutputTargetError
-from bioclip_edge.runtime.taxonomy import taxonomy_description
+from bioclip_edge.runtime.engine.bundle import Bundle
+from bioclip_edge.runtime.labels.build import LabelTable, build_label_matrix, read_label_source
+from bioclip_edge.runtime.labels.spec import LabelSpecError, resolve_labels
+from bioclip_edge.runtime.labels.store import LabelFileError, is_label_file
+from bioclip_edge.runtime.labels.matrix import LabelMatrix
+from bioclip_edge.runtime.jobs.target import OutputTargetError
+from bioclip_edge.runtime.labels.taxonomy import taxonomy_description
 from test_labels_build import SPECIES_CSV
 from test_labels_import import write_official
 
@@ -114,7 +114,7 @@ def test_a_folder_is_not_a_label_file(tmp_path, tiny_bundle, official, capsys):
 
 
 def test_library_checks_the_target_before_the_text_tower_loads(tmp_path, bundle, monkeypatch):
-    from bioclip_edge.runtime import text
+    from bioclip_edge.runtime.text import encoder as text
 
     def no_tower(*args, **kwargs):
         raise AssertionError("the text tower was loaded for a build that must be refused")

@@ -8,9 +8,9 @@ import logging
 import numpy as np
 import pytest
 
-from bioclip_edge.runtime.bundle import Bundle
-from bioclip_edge.runtime.label_import import LabelImportError, import_tol
-from bioclip_edge.runtime.labels import LabelMatrix
+from bioclip_edge.runtime.engine.bundle import Bundle
+from bioclip_edge.runtime.labels.importer import LabelImportError, import_tol
+from bioclip_edge.runtime.labels.matrix import LabelMatrix
 
 TAXA = [
     (["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Panthera", "leo"], "lion"),

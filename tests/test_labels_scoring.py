@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bioclip_edge.runtime import scoring
-from bioclip_edge.runtime.labels import LabelMatrix, LabelMatrixError
-from bioclip_edge.runtime.taxonomy import RANKS, TaxonomyError
+from bioclip_edge.runtime.labels import scoring
+from bioclip_edge.runtime.labels.matrix import LabelMatrix, LabelMatrixError
+from bioclip_edge.runtime.labels.taxonomy import RANKS, TaxonomyError
 
 DIM = 32
 INFO = {"model_id": "test", "architecture": "ViT-T", "embed_dim": DIM, "logit_scale": 100.0, "logit_bias": None,
@@ -145,7 +145,7 @@ def test_subset_by_column(data):
 
 
 # ---- scoring engines (issue 6): OpenVINO must give the numpy path's top-k and probabilities ----
-from bioclip_edge.runtime import scoring_engine  # noqa: E402
+from bioclip_edge.runtime.labels import scoring_engine  # noqa: E402
 
 needs_openvino = pytest.mark.skipif(not scoring_engine.openvino_capabilities(), reason="OpenVINO is not installed")
 OV_ENGINES = ["openvino-f32", "openvino"]  # exact f32; the CPU's fastest precision + fp32 rescoring

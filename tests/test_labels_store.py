@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from bioclip_edge.errors import UserError
-from bioclip_edge.runtime.bundle import Bundle
-from bioclip_edge.runtime.label_store import LabelFileError, read_label_file
-from bioclip_edge.runtime.labels import LabelMatrix, LabelMatrixError, bundle_info
+from bioclip_edge.runtime.engine.bundle import Bundle
+from bioclip_edge.runtime.labels.store import LabelFileError, read_label_file
+from bioclip_edge.runtime.labels.matrix import LabelMatrix, LabelMatrixError, bundle_info
 from test_labels_scoring import INFO, synthetic_taxonomy, unit
 
 

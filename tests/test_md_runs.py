@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bioclip_edge.cli import main
-from bioclip_edge.runtime.outputs import typical_classification_threshold
+from bioclip_edge.runtime.jobs.writers import typical_classification_threshold
 from md_validation import assert_md_valid
 from test_labels_import import write_official
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bioclip_edge.cli import main as cli_main
-from bioclip_edge.runtime.outputs import (MD_FORMAT_VERSION, csv_text, format_for, jsonl_text, megadetector_document,
+from bioclip_edge.runtime.jobs.writers import (MD_FORMAT_VERSION, csv_text, format_for, jsonl_text, megadetector_document,
                                           typical_classification_threshold, write_results)
 from md_validation import assert_md_valid, md_problems
 

@@ -18,10 +18,10 @@ from bioclip_edge.export import precision as prec
 from bioclip_edge.export.build import ExportConfig, export_bundle
 from bioclip_edge.export.parity import MIN_CLEAR, Reference, clear_top1, measure, normalise_pixels
 from bioclip_edge.export.sources import ModelRequest
-from bioclip_edge.runtime.bundle import Bundle, sha256_file
-from bioclip_edge.runtime.cli_info import describe
-from bioclip_edge.runtime.manifest import Manifest, Top1Check, Variant
-from bioclip_edge.runtime.tokenizer import Tokenizer
+from bioclip_edge.runtime.engine.bundle import Bundle, sha256_file
+from bioclip_edge.runtime.cli.info import describe
+from bioclip_edge.runtime.engine.manifest import Manifest, Top1Check, Variant
+from bioclip_edge.runtime.text.tokenizer import Tokenizer
 
 
 def scores(images: int = 40, labels: int = 20, gap: float = 0.05, seed: int = 0) -> np.ndarray:

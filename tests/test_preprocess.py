@@ -1,4 +1,4 @@
-"""Preprocessing parity: runtime.preprocess against open_clip's own eval transform on real photos.
+"""Preprocessing parity: runtime.images.transform against open_clip's own eval transform on real photos.
 
 torch/open_clip are used here only as the reference; the runtime never imports them.
 """
@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from bioclip_edge.runtime.images import load_image
-from bioclip_edge.runtime.manifest import Preprocess
-from bioclip_edge.runtime.preprocess import ImageTransform, center_crop_or_pad, shortest_side_size
+from bioclip_edge.runtime.images.decode import load_image
+from bioclip_edge.runtime.engine.manifest import Preprocess
+from bioclip_edge.runtime.images.transform import ImageTransform, center_crop_or_pad, shortest_side_size
 from image_factory import PHOTOS, camera_trap_jpeg, photo
 
 open_clip_transform = pytest.importorskip("open_clip.transform")
@@ -123,7 +123,7 @@ def test_runtime_modules_import_without_torch():
 
     import bioclip_edge.runtime as runtime
 
-    modules = sorted(f"bioclip_edge.runtime.{m.name}" for m in pkgutil.iter_modules(runtime.__path__))
+    modules = sorted(m.name for m in pkgutil.walk_packages(runtime.__path__, prefix="bioclip_edge.runtime."))
     code = (
         "import importlib, sys\n"
         f"mods = {modules!r}\n"
@@ -134,4 +134,4 @@ def test_runtime_modules_import_without_torch():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     assert result.stdout.startswith("OK"), result.stdout
-    assert "bioclip_edge.runtime.preprocess" in modules and "bioclip_edge.runtime.images" in modules
+    assert "bioclip_edge.runtime.images.transform" in modules and "bioclip_edge.runtime.images.decode" in modules

@@ -162,7 +162,7 @@ def test_assumptions_are_spelled_out():
 def test_bundle_flops_graph_matches_config(tiny_bundle):
     from bioclip_edge.profiling.flops import count_from_config
     from bioclip_edge.profiling.measure import bundle_flops
-    from bioclip_edge.runtime.bundle import Bundle
+    from bioclip_edge.runtime.engine.bundle import Bundle
 
     bundle = Bundle.open(tiny_bundle)
     cfg = bundle.manifest.model.open_clip_config
@@ -213,7 +213,7 @@ def test_bench_keeps_skipped_rows_with_reasons(tiny_run):
 def test_bench_keeps_failed_targets_as_error_rows(tiny_bundle, monkeypatch):
     from bioclip_edge.profiling import runners
     from bioclip_edge.profiling.bench import BenchSettings, plan_targets, run_targets
-    from bioclip_edge.runtime.bundle import Bundle
+    from bioclip_edge.runtime.engine.bundle import Bundle
 
     def broken(bundle, target):
         if target.precision == "int8":
@@ -232,7 +232,7 @@ def test_bench_keeps_failed_targets_as_error_rows(tiny_bundle, monkeypatch):
 def test_report_folder_is_written(tiny_run, tiny_bundle, tmp_path):
     from bioclip_edge.profiling.report import write_report
     from bioclip_edge.profiling.workflow import plans_for_run
-    from bioclip_edge.runtime.bundle import Bundle
+    from bioclip_edge.runtime.engine.bundle import Bundle
 
     plans = plans_for_run(tiny_run, Bundle.open(tiny_bundle), ("fp32", "int8"), 20_000, "raspberry-pi-5,discrete-gpu")
     assert [p.input.precision for p in plans] == ["fp32", "int8"], plans
@@ -296,7 +296,7 @@ def test_openvino_runner_is_the_runtime_session_at_a_fixed_shape(tiny_bundle):
     from bioclip_edge.profiling import runners
     from bioclip_edge.profiling.runners import Target
     from bioclip_edge.runtime import Bundle
-    from bioclip_edge.runtime.backends import openvino_capabilities
+    from bioclip_edge.runtime.engine.backends import openvino_capabilities
 
     if not openvino_capabilities():
         pytest.skip("OpenVINO is not installed")
@@ -312,7 +312,7 @@ def test_openvino_int8_is_held_to_openvinos_own_int8_peak(tiny_bundle):
     target gets its own peak kind, timed on a static QDQ chain in the same rounds."""
     from bioclip_edge.profiling.bench import BenchSettings
     from bioclip_edge.profiling.measure import profile_bundle
-    from bioclip_edge.runtime.backends import openvino_capabilities
+    from bioclip_edge.runtime.engine.backends import openvino_capabilities
 
     if not openvino_capabilities():
         pytest.skip("OpenVINO is not installed")

@@ -16,8 +16,8 @@ import pytest
 
 from bioclip_edge.cli import main as cli_main
 from bioclip_edge.runtime import Bundle
-from bioclip_edge.runtime.checkpoint import checkpoint_path
-from bioclip_edge.runtime.labels import LabelMatrix, bundle_info
+from bioclip_edge.runtime.jobs.checkpoint import checkpoint_path
+from bioclip_edge.runtime.labels.matrix import LabelMatrix, bundle_info
 
 FIRST = ("astronaut", "chelsea", "coffee")
 LATER = ("rocket", "colorwheel")
@@ -49,7 +49,8 @@ def classify(bundle, inputs, out, *extra) -> int:
 
 def no_decoding(monkeypatch):
     """Any image decode fails the test: the run must stop before reading one."""
-    from bioclip_edge.runtime import classifier, images
+    from bioclip_edge.runtime.jobs import classifier
+    from bioclip_edge.runtime.images import decode as images
 
     def decode(*args, **kwargs):
         raise AssertionError("an image was decoded")
@@ -142,10 +143,10 @@ def test_resume_extends_a_finished_output(tiny_bundle, card, photo_dir, tmp_path
 def test_a_killed_extension_resumes_with_the_kept_rows(tiny_bundle, card, photo_dir, tmp_path, monkeypatch):
     """The Python API: an extension killed after one new image resumes from its checkpoint,
     which holds the rows it kept from the finished output as well."""
-    from bioclip_edge.runtime import checkpoint as ck
-    from bioclip_edge.runtime.classifier import Classifier
-    from bioclip_edge.runtime.classify_job import ClassifyJob, run_classify
-    from bioclip_edge.runtime.inputs import discover
+    from bioclip_edge.runtime.jobs import checkpoint as ck
+    from bioclip_edge.runtime.jobs.classifier import Classifier
+    from bioclip_edge.runtime.jobs.classify import ClassifyJob, run_classify
+    from bioclip_edge.runtime.images.discover import discover
 
     clf = Classifier(Bundle.open(tiny_bundle), ["lion", "leopard"], top_k=2)
     out = tmp_path / "p.csv"
@@ -253,8 +254,8 @@ def test_old_checkpoints_and_outputs_without_a_fingerprint_are_refused_clearly(t
 
 
 def test_label_digest_covers_the_vectors_and_is_cached_for_files(tiny_bundle, tmp_path, monkeypatch):
-    from bioclip_edge.runtime import label_digest
-    from bioclip_edge.runtime.label_digest import label_matrix_sha256
+    from bioclip_edge.runtime.labels import digest as label_digest
+    from bioclip_edge.runtime.labels.digest import label_matrix_sha256
 
     info = bundle_info(Bundle.open(tiny_bundle))
     vectors = np.eye(3, info["embed_dim"], dtype=np.float32)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from bioclip_edge.runtime import scoring, scoring_engine
-from bioclip_edge.runtime.labels import LabelMatrix
+from bioclip_edge.runtime.labels import scoring
+from bioclip_edge.runtime.labels import scoring_engine
+from bioclip_edge.runtime.labels.matrix import LabelMatrix
 
 DIM = 48
 INFO = {"model_id": "test", "architecture": "ViT-T", "embed_dim": DIM, "logit_scale": 100.0, "logit_bias": None,

@@ -1,4 +1,4 @@
-"""``--precision auto`` / ``--backend auto``: which vision graph runs where, and why (runtime.selection).
+"""``--precision auto`` / ``--backend auto``: which vision graph runs where, and why (runtime.engine.selection).
 
 The machine is simulated by replacing OpenVINO's reported CPU capabilities, so every branch is
 tested on any machine; the bundle is the tiny test bundle with its manifest edited in memory.
@@ -13,9 +13,10 @@ from pathlib import Path
 import pytest
 
 from bioclip_edge.cli import main as cli_main
-from bioclip_edge.runtime import Bundle, backends
-from bioclip_edge.runtime.backends import BackendError
-from bioclip_edge.runtime.selection import SelectionError, select_vision
+from bioclip_edge.runtime import Bundle
+from bioclip_edge.runtime.engine import backends
+from bioclip_edge.runtime.engine.backends import BackendError
+from bioclip_edge.runtime.engine.selection import SelectionError, select_vision
 
 AMX = ("FP32", "BF16", "FP16", "INT8", "BIN", "EXPORT_IMPORT")  # what OpenVINO reports on this Xeon
 VNNI_ONLY = ("FP32", "INT8", "BIN", "EXPORT_IMPORT")  # an AVX-512 VNNI / AVX2 CPU without bf16

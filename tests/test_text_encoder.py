@@ -7,8 +7,8 @@ import dataclasses
 import numpy as np
 import pytest
 
-from bioclip_edge.runtime.bundle import Bundle
-from bioclip_edge.runtime.text import TextEncoder
+from bioclip_edge.runtime.engine.bundle import Bundle
+from bioclip_edge.runtime.text.encoder import TextEncoder
 from test_tokenizer import real_labels
 
 

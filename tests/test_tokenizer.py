@@ -10,7 +10,7 @@ import pytest
 
 from bioclip_edge.errors import UserError
 from bioclip_edge.export.tokenizer_files import write_tokenizer_files
-from bioclip_edge.runtime.tokenizer import Tokenizer, TokenizerError
+from bioclip_edge.runtime.text.tokenizer import Tokenizer, TokenizerError
 
 LABELS_FILE = Path(__file__).parent / "data" / "labels_tokenizer.txt"
 EXTRA = ["", " ", "\t\n", "lion\n", "  spaced  out  ", "x" * 400, "Panthera leo " * 30]
@@ -108,7 +108,7 @@ def test_non_text_label_is_a_user_error(clip_pair):
 def test_bundle_tokenizer(tiny_bundle):
     import open_clip
 
-    from bioclip_edge.runtime.bundle import Bundle
+    from bioclip_edge.runtime.engine.bundle import Bundle
 
     tok = Tokenizer.from_bundle(Bundle.open(tiny_bundle))
     labels = real_labels()[:120]

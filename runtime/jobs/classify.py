@@ -1,0 +1,117 @@
+"""Classify images (or a MegaDetector file's boxes) into an output file that survives kills and
+can be extended: what ``bioclip-edge classify`` does after parsing its options, for Python too::
+
+    job = ClassifyJob(out=Path("predictions.csv"), fmt="csv", resume=True)
+    job.check_target()                      # before the model loads: writable, nothing replaced
+    summary = run_classify(Classifier(bundle, "labels/kenya.npz"), job, discover(["DCIM/"]))
+
+The run's fingerprint (``run_fingerprint``) goes into the checkpoint and every output format, so
+``resume=True`` can continue from a checkpoint *or* from a finished output (``previous_output``):
+kept images are written again unchanged, images new to the inputs are classified and added.
+With ``--detections``, an image whose MegaDetector boxes changed since is classified again.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Sequence
+
+from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile
+from bioclip_edge.runtime.images.discover import ImageItem
+from bioclip_edge.runtime.jobs.runner import JobConfig, JobSummary, check_job_target, run_job
+from bioclip_edge.runtime.jobs.writers import write_results
+from bioclip_edge.runtime.jobs.previous_output import read_finished_output
+from bioclip_edge.runtime.jobs.fingerprint import classify_fingerprint, decode_description, fingerprint_token
+
+Record = dict[str, Any]
+DEFAULT_NAMES = {"megadetector": "predictions.json", "csv": "predictions.csv", "jsonl": "predictions.jsonl"}
+
+
+@dataclass(frozen=True)
+class ClassifyJob:
+    """Where and how results are written; what is classified comes with ``run_classify``."""
+
+    out: Path
+    fmt: str = "megadetector"
+    detections: DetectionsFile | None = None  # classify its boxes instead of whole images
+    image_root: Path | None = None  # with detections: the folder its relative paths start from
+    threshold: float = DEFAULT_THRESHOLD
+    categories: tuple[str, ...] | None = DEFAULT_CATEGORIES  # None: every detection category
+    relative_paths: bool = False  # only recorded here: the items carry their filepaths
+    resume: bool = False
+    overwrite: bool = False
+    checkpoint_images: int = 500
+    checkpoint_seconds: float = 60.0
+    progress: bool | None = None
+
+    @property
+    def config(self) -> JobConfig:
+        return JobConfig(out=Path(self.out), resume=self.resume, overwrite=self.overwrite,
+                         checkpoint_images=self.checkpoint_images, checkpoint_seconds=self.checkpoint_seconds,
+                         progress=self.progress)
+
+    def check_target(self) -> Path:
+        """Raise (exit 2) unless the output can be written without losing anything."""
+        return check_job_target(self.config)
+
+
+def run_classify(clf: Any, job: ClassifyJob, items: Sequence[ImageItem] = ()) -> JobSummary:
+    """Classify ``items`` (whole images) or ``job.detections``' boxes into ``job.out``."""
+    fingerprint = classify_fingerprint(clf, detections=job.detections is not None, threshold=job.threshold,
+                                       categories=job.categories, relative_paths=job.relative_paths)
+    meta = {**clf.describe(), "decode": decode_description(clf.options.decode.draft_size), "run_fingerprint": fingerprint}
+    produce, order = _work(clf, job, items)
+    keep = _boxes_unchanged(job.detections) if job.detections is not None else None
+
+    def finished() -> list[Record]:
+        return read_finished_output(job.out, job.fmt, fingerprint, clf.names)
+
+    write = _writer(clf, job, meta, fingerprint_token(fingerprint))
+    return run_job(produce, write, fingerprint, job.config, total=len(order), order=order, finished=finished, keep=keep)
+
+
+def _work(clf: Any, job: ClassifyJob, items: Sequence[ImageItem]) -> tuple[Callable[[set[str]], Iterator[Record]], list[str]]:
+    """``produce(skip)`` and the input order, for whole images or for detections."""
+    detections = job.detections
+    if detections is None:
+        def produce(skip: set[str]) -> Iterator[Record]:
+            return clf.iter_items(item for item in items if item.filepath not in skip)
+
+        return produce, [item.filepath for item in items]
+
+    def produce_boxes(skip: set[str]) -> Iterator[Record]:
+        return clf.iter_detections(detections, job.image_root or Path("."), job.threshold, job.categories, skip)
+
+    return produce_boxes, [entry["file"] for entry in detections.images]
+
+
+def _writer(clf: Any, job: ClassifyJob, meta: dict[str, Any], token: str) -> Callable[[Path, list[Record]], Any]:
+    """Render records in the job's format; CSV and JSON Lines rows carry the run token."""
+    detections = job.detections.data if job.detections is not None else None
+    descriptions = clf.category_descriptions()
+
+    def write(path: Path, records: list[Record]) -> Any:
+        if job.fmt != "megadetector":
+            records = [{**r, "run": token} for r in records]
+        return write_results(path, records, job.fmt, meta, clf.names, detections, descriptions)
+
+    return write
+
+
+def _boxes_unchanged(detections: DetectionsFile) -> Callable[[Record], bool]:
+    """A done image is kept only while the MegaDetector file still has the same boxes for it."""
+    boxes = {entry["file"]: box_key(entry.get("detections")) for entry in detections.images}
+
+    def keep(record: Record) -> bool:
+        name = record["filepath"]
+        return name not in boxes or box_key(record.get("detections")) == boxes[name]
+
+    return keep
+
+
+def box_key(detections: Any) -> Any:
+    """What identifies an image's boxes: category, confidence and bbox of each, in order."""
+    if detections is None:
+        return None
+    return [(str(d.get("category")), d.get("conf"), [float(v) for v in d.get("bbox") or []]) for d in detections]

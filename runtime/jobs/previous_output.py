@@ -1,0 +1,201 @@
+"""Read a finished ``classify`` output back into result records, so ``--resume`` can extend it.
+
+A run that finished wrote no checkpoint; its output is the only record of the work. Each format
+is read back into the records ``Classifier`` yields, faithfully enough that writing them again in
+the same format gives the same bytes for every kept image:
+
+* MegaDetector JSON: ``info.classifier_metadata.run_fingerprint`` is checked; each image's
+  fields before ``file`` are the MegaDetector entry's own (``extra``), ``classifications`` become
+  predictions again (category id -> label row; scores as written, 4 decimals).
+* CSV: every row's ``run`` token is checked; ``label_i``/``score_i`` become predictions (label
+  name -> row), with ``--detections`` the rows of one image become its boxes again.
+* JSON Lines: every line is a record already; its ``run`` token (and the random-weights
+  ``warning``) is taken off.
+
+The run's fingerprint is checked before any record is built (``run_fingerprint``). Failed images
+come back as records with ``failures`` (the job retries them). An output without a fingerprint
+(written before version 2, or by another tool) is refused: nothing proves how it was made.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from bioclip_edge.errors import UserError
+from bioclip_edge.runtime.jobs.writers import EXIF_FIELDS
+from bioclip_edge.runtime.jobs.fingerprint import REMEDY, check_fingerprint, check_token
+
+Record = dict[str, Any]
+SIZE_FIELDS = ("width", "height")
+BOX_COLUMNS = ("detection", "detection_category", "detection_conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
+
+
+class PreviousOutputError(UserError, ValueError):
+    """A finished output that cannot be read back to be extended."""
+
+
+def read_finished_output(path: str | os.PathLike, fmt: str, fingerprint: dict[str, Any], names: Sequence[str]) -> list[Record]:
+    """Records of the finished output at ``path`` (format ``fmt``), after checking it was made
+    by a run with this ``fingerprint``; ``names`` are the label set's names (row order)."""
+    readers: dict[str, Callable[..., list[Record]]] = {"megadetector": _read_md, "csv": _read_csv, "jsonl": _read_jsonl}
+    return readers[fmt](Path(path), fingerprint, list(names))
+
+
+# --- MegaDetector -------------------------------------------------------------------------------
+def _read_md(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list[Record]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise PreviousOutputError(f"{path}: cannot read it back as MegaDetector JSON ({exc}); pass --overwrite to replace it") from None
+    images = doc.get("images") if isinstance(doc, dict) else None
+    if not isinstance(images, list) or not all(isinstance(im, dict) and isinstance(im.get("file"), str) for im in images):
+        raise PreviousOutputError(f"{path}: not a MegaDetector output (no 'images' list of files); pass --overwrite to replace it")
+    meta = (doc.get("info") or {}).get("classifier_metadata") or {}
+    if not isinstance(meta, dict) or "run_fingerprint" not in meta:
+        raise _unproven(path)
+    check_fingerprint(meta["run_fingerprint"], fingerprint, str(path))
+    whole = fingerprint.get("mode") != "detections"
+    return [_md_record(image, names, whole, path) for image in images]
+
+
+def _md_record(image: dict[str, Any], names: list[str], whole: bool, path: Path) -> Record:
+    """One MegaDetector image entry -> the record the writer made it from."""
+    keys = list(image)
+    extra = {k: image[k] for k in keys[: keys.index("file")]}
+    record: Record = {"filepath": image["file"]}
+    record.update({k: image[k] for k in EXIF_FIELDS if k in image and k not in extra})
+    failure = image.get("failure") or image.get("classification_failure")
+    record["failures"] = [str(failure)] if failure else []
+    dets = image.get("detections")
+    if whole:
+        first = dets[0] if isinstance(dets, list) and dets else {}
+        record["predictions"] = _md_predictions(first.get("classifications") or [], names, path)
+        return record
+    record["detections"] = None if dets is None else [_md_detection(d, names, path) for d in dets]
+    record["extra"] = extra
+    return record
+
+
+def _md_detection(det: dict[str, Any], names: list[str], path: Path) -> dict[str, Any]:
+    out = {k: v for k, v in det.items() if k != "classifications"}
+    if det.get("classifications"):
+        out["predictions"] = _md_predictions(det["classifications"], names, path)
+    return out
+
+
+def _md_predictions(pairs: list[Any], names: list[str], path: Path) -> list[dict[str, Any]]:
+    out = []
+    for category, score in pairs:
+        index = int(category)
+        if not 0 <= index < len(names):
+            raise PreviousOutputError(f"{path}: classification category {category!r} is not a row of this label set; pass --overwrite")
+        out.append({"label": names[index], "score": float(score), "index": index})
+    return out
+
+
+# --- CSV -----------------------------------------------------------------------------------------
+def _read_csv(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list[Record]:
+    try:
+        with open(path, encoding="utf-8", newline="") as fh:
+            reader = csv.DictReader(fh)
+            rows, header = list(reader), list(reader.fieldnames or [])
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise PreviousOutputError(f"{path}: cannot read it back as CSV ({exc}); pass --overwrite to replace it") from None
+    if "filepath" not in header:
+        raise PreviousOutputError(f"{path}: has no 'filepath' column; not a bioclip-edge CSV output: pass --overwrite to replace it")
+    _check_tokens(path, [row.get("run") for row in rows], fingerprint)
+    index = {}
+    for i, name in enumerate(names):
+        index.setdefault(name, i)
+    boxes = "detection" in header
+    records: dict[str, Record] = {}
+    for row in rows:
+        record = records.get(row["filepath"]) or records.setdefault(row["filepath"], _csv_record(row, boxes, index))
+        if boxes and row.get("detection", "") != "":
+            record["detections"].append(_csv_detection(row, index))
+    return list(records.values())
+
+
+def _csv_record(row: dict[str, str], boxes: bool, index: dict[str, int]) -> Record:
+    record: Record = {"filepath": row["filepath"], "failures": [row["failure"]] if row.get("failure") else []}
+    record.update({k: row[k] for k in EXIF_FIELDS if row.get(k)})
+    record.update({k: _number(row[k]) for k in SIZE_FIELDS if row.get(k)})
+    if boxes:
+        record["detections"] = []
+    else:
+        record["predictions"] = _csv_predictions(row, index)
+    return record
+
+
+def _csv_detection(row: dict[str, str], index: dict[str, int]) -> dict[str, Any]:
+    det: dict[str, Any] = {"category": row.get("detection_category", "")}
+    if row.get("detection_conf", "") != "":
+        det["conf"] = _number(row["detection_conf"])
+    det["bbox"] = [_number(row.get(f"bbox_{c}", "")) for c in "xywh"]
+    predictions = _csv_predictions(row, index)
+    if predictions:
+        det["predictions"] = predictions
+    return det
+
+
+def _csv_predictions(row: dict[str, str], index: dict[str, int]) -> list[dict[str, Any]]:
+    """``label_i``/``score_i`` cells; the index is the label's first row (CSV does not write it)."""
+    out = []
+    k = 1
+    while row.get(f"label_{k}"):
+        label = row[f"label_{k}"]
+        out.append({"label": label, "score": float(row[f"score_{k}"]), "index": index.get(label, -1)})
+        k += 1
+    return out
+
+
+def _number(text: str) -> Any:
+    """A CSV cell written from a number (``str(value)``) back to that number; other text as is."""
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+# --- JSON Lines ------------------------------------------------------------------------------------
+def _read_jsonl(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list[Record]:
+    records = []
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PreviousOutputError(f"{path}: cannot read it back ({exc}); pass --overwrite to replace it") from None
+    for number, line in enumerate(lines, start=1):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            record = None
+        if not isinstance(record, dict) or "filepath" not in record:
+            raise PreviousOutputError(f"{path}: line {number} is not a result record; pass --overwrite to replace it")
+        records.append(record)
+    _check_tokens(path, [r.get("run") for r in records], fingerprint)
+    for record in records:
+        record.pop("run", None)
+        record.pop("warning", None)
+    return records
+
+
+# --- shared ----------------------------------------------------------------------------------------
+def _check_tokens(path: Path, tokens: list[Any], fingerprint: dict[str, Any]) -> None:
+    """Every row must carry the same run token, and it must be this run's."""
+    if not tokens:
+        return  # an empty output: nothing to keep, nothing to lose
+    if any(not t for t in tokens):
+        raise _unproven(path)
+    if len(set(tokens)) > 1:
+        raise PreviousOutputError(f"{path}: holds rows of {len(set(tokens))} different runs; {REMEDY}")
+    check_token(tokens[0], fingerprint, str(path))
+
+
+def _unproven(path: Path) -> PreviousOutputError:
+    return PreviousOutputError(
+        f"{path}: holds no bioclip-edge run fingerprint (written by an earlier version or another tool), so nothing "
+        "proves it was made with this bundle, labels and options; pass --overwrite to replace it, or choose another --out")
