@@ -11,8 +11,7 @@
    tracemalloc peak (numpy allocations) and the peak resident set split into anonymous memory
    and file pages (the mapped matrix is page cache, not process memory).
 3. Engines vs the image tower (issue 6): the same matrix scored at batch 16 by each scoring engine
-   (numpy fp32 blocks; ``openvino-old``, the engine before its rework, kept here to be timed side
-   by side; OpenVINO f32; OpenVINO in the CPU's fastest precision with exact fp32 rescoring;
+   (numpy fp32 blocks; OpenVINO f32; OpenVINO in the CPU's fastest precision with exact fp32 rescoring;
    ``openvino-bf16`` / ``openvino-f16`` force a precision), each in its own child process for its
    peak memory and its agreement with numpy,
    then all of them alternated in one process with the ViT-L/14 image tower (random weights,
@@ -21,7 +20,7 @@
    (``--tower-bundle``; a few minutes).
 
 Usage: python benchmarks/bench_labels.py --out bench-out/labels   (a folder, or a .json file)
-       ... --skip-build --engines-only --engines numpy,openvino-old,openvino   (part 3 alone)
+       ... --skip-build --engines-only --engines numpy,openvino-f32,openvino   (part 3 alone)
 Takes about 4-8 minutes on 2 cores (plus the one-time ViT-L/14 export).
 """
 
@@ -39,6 +38,8 @@ import tracemalloc
 from pathlib import Path
 
 import numpy as np
+
+from label_engines import _proc_status, bench_engines, ensure_tower_bundle  # noqa: E402 (beside this script)
 
 HERE = Path(__file__).resolve().parent
 LABELS_FILE = HERE.parent / "tests" / "data" / "labels_tokenizer.txt"
@@ -116,18 +117,11 @@ def bench_build(n_texts: int, batch_size: int, rounds: int = 2) -> dict:
             ids = encoder.tokenizer.encode(texts)
             return np.concatenate([_run_full(encoder, ids[s : s + batch_size]) for s in range(0, len(ids), batch_size)])
 
+        methods = [("open_clip_encode_text_77", torch_77), ("onnx_77", onnx_77),
+                   ("onnx_trimmed", lambda t: encoder.encode(t, batch_size=batch_size))]
         for name, texts in workloads.items():
-            torch_77(texts[:8]), onnx_77(texts[:8]), encoder.encode(texts[:8])  # warm-up
             lengths = [len(x) for x in encoder.tokenizer.encode(texts)]
-            timings: dict[str, float] = {}
-            results = {}
-            methods = [("open_clip_encode_text_77", torch_77), ("onnx_77", onnx_77),
-                       ("onnx_trimmed", lambda t: encoder.encode(t, batch_size=batch_size))]
-            for round_ in range(rounds):  # alternate the order; keep each method's best time
-                for label, fn in (methods if round_ % 2 == 0 else methods[::-1]):
-                    start = time.perf_counter()
-                    results[label] = fn(texts)
-                    timings[label] = min(timings.get(label, float("inf")), time.perf_counter() - start)
+            timings, results = _time_methods(methods, texts, rounds)
             cos = (results["onnx_trimmed"] * results["open_clip_encode_text_77"]).sum(axis=1)
             out["workloads"][name] = {
                 "texts": len(texts), "tokens_mean": round(float(np.mean(lengths)), 1), "tokens_max": int(max(lengths)),
@@ -140,11 +134,23 @@ def bench_build(n_texts: int, batch_size: int, rounds: int = 2) -> dict:
     return out
 
 
+def _time_methods(methods, texts, rounds: int) -> tuple[dict[str, float], dict]:
+    """Each method's best time over ``rounds`` calls on profiling's round-robin timer, and its result."""
+    from bioclip_edge.profiling.bench import BenchSettings, time_round_robin
+
+    results = {label: fn(texts) for label, fn in methods}  # untimed: the results, and the warm-up
+    timed = [((lambda fn=fn: fn(texts)), {"status": "ok", "name": label}) for label, fn in methods]
+    time_round_robin(timed, BenchSettings(min_runs=rounds, max_runs=rounds))
+    return {row["name"]: min(row["latencies_ms"]) / 1000 for _, row in timed}, results
+
+
 def _run_full(encoder, ids):
+    """The text graph on ids padded to the full context (what open_clip runs), through the encoder's session."""
     from bioclip_edge.runtime.text.tokenizer import pad_ids
 
     padded = pad_ids(ids, encoder.tokenizer.pad_id, encoder.context_length)
-    (emb,) = encoder.session.run([encoder.variant.output_name], {encoder.variant.input_name: padded.astype(encoder._id_dtype)})
+    dtype = np.int64 if "int64" in encoder.session.get_inputs()[0].type else np.int32
+    (emb,) = encoder.session.run([encoder.variant.output_name], {encoder.variant.input_name: padded.astype(dtype)})
     return emb
 
 
@@ -165,18 +171,6 @@ def write_synthetic_matrix(path: Path, n: int, dim: int, seed: int = 0) -> float
     write_label_file(path, (n, dim), "fp16", rows(), {"name": [f"species {i}" for i in range(n)]},
                      {"recipe": "plain", "bundle": info, "note": "synthetic benchmark matrix"})
     return time.perf_counter() - start
-
-
-def _proc_status() -> dict:
-    fields = {}
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            key, _, value = line.partition(":")
-            if key in ("VmHWM", "VmRSS", "RssAnon", "RssFile"):
-                fields[key + "_MB"] = round(int(value.split()[0]) / 1024, 1)
-    except OSError:
-        pass
-    return fields
 
 
 def _score_child(path: str, batch: int, queue) -> None:
@@ -223,208 +217,6 @@ def _score_child(path: str, batch: int, queue) -> None:
     })
 
 
-def _queries(m, batch: int, seed: int = 2) -> np.ndarray:
-    """Image-like queries: cosine ~0.3 to one label and ~0 to the rest (as BioCLIP photos score)."""
-    rng = np.random.default_rng(seed)
-    target = np.asarray(m.matrix[np.sort(rng.integers(0, m.n, batch))], dtype=np.float32)
-    target /= np.linalg.norm(target, axis=1, keepdims=True)
-    noise = rng.standard_normal(target.shape, dtype=np.float32)
-    noise /= np.linalg.norm(noise, axis=1, keepdims=True)
-    q = 0.3 * target + 0.95 * noise
-    return q / np.linalg.norm(q, axis=1, keepdims=True)
-
-
-# ---- the engine before issue 6's rework, kept here only to be timed side by side ("openvino-old") ----
-LEGACY_ENGINE = "openvino-old"
-
-
-def _legacy_graphs(precision: str):
-    """Per block: an f16 -> f32 Convert + MatMul graph in ``precision``, then an f32 TopK / softmax-sum graph."""
-    import openvino as ov
-    import openvino.opset13 as ops
-    from openvino import opset11
-
-    rows = ops.parameter([-1, -1], ov.Type.f16, name="rows")
-    queries = ops.parameter([-1, -1], ov.Type.f32, name="queries")
-    product = ops.matmul(ops.convert(rows, ov.Type.f32), queries, False, True)
-    core = ov.Core()
-    first = core.compile_model(ov.Model([product.output(0)], [rows, queries]), "CPU",
-                               {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": precision})
-    products = ops.parameter([-1, -1], ov.Type.f32, name="products")
-    factor = ops.parameter([-1], ov.Type.f32, name="factor")
-    k = ops.parameter([], ov.Type.i64, name="k")
-    logits = ops.multiply(products, ops.unsqueeze(factor, ops.constant(np.int64(1))))
-    top = opset11.topk(logits, k, 0, "max", "value", ov.Type.i64, stable=True)
-    peak = ops.reduce_max(logits, ops.constant(np.int64(0)), True)
-    sums = ops.reduce_sum(ops.exp(ops.subtract(logits, peak)), ops.constant(np.int64(0)), False)
-    second = core.compile_model(ov.Model([top.output(0), top.output(1), peak.output(0), sums.output(0)], [products, factor, k]),
-                                "CPU", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"})
-    return first.create_infer_request(), second.create_infer_request()
-
-
-_LEGACY_REQUESTS: dict = {}  # precision -> (product, reduce) infer requests, compiled once per process
-
-
-def legacy_topk(matrix, emb: np.ndarray, k: int, spec, precision: str = "f16", block_rows: int = 5461):
-    """The previous OpenVINO engine for fp16 rows (16 MB fp32 blocks, TopK in OpenVINO), same exact rescoring."""
-    from bioclip_edge.runtime.labels import scoring_engine as se
-
-    if precision not in _LEGACY_REQUESTS:
-        _LEGACY_REQUESTS[precision] = _legacy_graphs(precision)
-    product_req, reduce_req = _LEGACY_REQUESTS[precision]
-    emb = np.ascontiguousarray(np.atleast_2d(np.asarray(emb, dtype=np.float32)))
-    n = matrix.shape[0]
-    keep = min(n, k + {"f32": 4, "f16": 16, "bf16": 32}[precision])
-    rows = se._in_place_rows(matrix)
-    scale = np.array([spec.logit_scale], dtype=np.float32)
-    cand_val, cand_idx, peaks, sums = [], [], [], []
-    for start in range(0, n, block_rows):
-        block = rows[start : start + block_rows]
-        products = product_req.infer([block, emb], share_inputs=True)[0]
-        out = reduce_req.infer([products, scale, np.array(min(keep, block.shape[0]), dtype=np.int64)], share_inputs=True)
-        cand_val.append(np.array(out[0], dtype=np.float32).T)
-        cand_idx.append(np.array(out[1], dtype=np.int64).T + start)
-        peaks.append(np.array(out[2], dtype=np.float64)[0])
-        sums.append(np.array(out[3], dtype=np.float64))
-    approx, index = se._best(np.concatenate(cand_val, axis=1), np.concatenate(cand_idx, axis=1), keep)
-    peak = np.max(peaks, axis=0)
-    total = np.sum(np.asarray(sums) * np.exp(np.asarray(peaks) - peak), axis=0)
-    exact = se._exact_logits(matrix, None, emb, index, spec.logit_scale)
-    tail = total - np.exp(approx.astype(np.float64) - peak[:, None]).sum(axis=1)
-    total = np.maximum(tail, 0.0) + np.exp(exact.astype(np.float64) - peak[:, None]).sum(axis=1)
-    best_logit, best_index = se._best(exact, index, k)
-    probs = np.exp(best_logit.astype(np.float64) - (peak + np.log(total))[:, None]).astype(np.float32)
-    return best_index, probs, best_logit
-
-
-def run_engine(m, q: np.ndarray, k: int, engine: str):
-    """``scoring.topk`` with ``engine``, or the legacy engine (fp16 matrices, in the CPU's old choice: f16)."""
-    from bioclip_edge.runtime.labels import scoring
-
-    if engine == LEGACY_ENGINE:
-        return legacy_topk(m.matrix, q, k, m.score_spec)
-    return scoring.topk(m.matrix, m.scales, q, k, m.score_spec, engine=engine)
-
-
-def engine_label(m, engine: str) -> str:
-    from bioclip_edge.runtime.labels import scoring
-
-    if engine == LEGACY_ENGINE:
-        return "previous engine: OpenVINO f16 product graph + f32 TopK graph per 16 MB block, exact fp32 rescoring"
-    return scoring.engine_summary(m.n, m.dim, engine)
-
-
-def _engine_child(path: str, engine: str, batch: int, queue) -> None:
-    """One engine alone: time for a batch, peak memory, and its top-5 for the agreement check."""
-    from bioclip_edge.runtime.labels.matrix import LabelMatrix
-
-    m = LabelMatrix.load(path)
-    q = _queries(m, batch)
-    t0 = time.perf_counter()
-    run_engine(m, q[:1], 5, engine)
-    first_s = time.perf_counter() - t0
-    times = []
-    for _ in range(2):
-        t0 = time.perf_counter()
-        idx, probs, _ = run_engine(m, q, 5, engine)
-        times.append(time.perf_counter() - t0)
-    queue.put({"engine": engine_label(m, engine), "first_call_1_image_s": round(first_s, 3),
-               f"batch_{batch}_s": round(min(times), 3), "ms_per_image": round(min(times) / batch * 1000, 1),
-               "process": _proc_status(), "idx": idx.tolist(), "probs": probs.tolist()})
-
-
-def _agreement(ref: dict, other: dict) -> dict:
-    a, b = np.asarray(ref["idx"]), np.asarray(other["idx"])
-    pa, pb = np.asarray(ref["probs"]), np.asarray(other["probs"])
-    same = a[:, 0] == b[:, 0]
-    rel = np.abs(pb[same, 0] / np.maximum(pa[same, 0], 1e-30) - 1)
-    return {"top1_equal_to_numpy": float(same.mean()),
-            "top5_overlap_with_numpy": float(np.mean([len(set(x) & set(y)) / 5 for x, y in zip(a, b)])),
-            "top5_identical_order": bool((a == b).all()),
-            "top1_prob_max_rel_diff": float(rel.max()) if rel.size else None}
-
-
-def ensure_tower_bundle(folder: Path) -> Path:
-    """The random-weight ViT-L/14 bundle (fp32 ONNX), exported once and reused."""
-    if (folder / "manifest.json").is_file():
-        return folder
-    from bioclip_edge.export.build import ExportConfig, export_bundle
-    from bioclip_edge.export.sources import ModelRequest
-
-    print(f"exporting a random-weight ViT-L-14 to {folder} (once; a few minutes)", flush=True)
-    export_bundle(ExportConfig(request=ModelRequest("ViT-L-14", random=True), out=folder, precisions=("fp32",), parity_images=2))
-    return folder
-
-
-def _alternating_child(path: str, bundle_dir: str, engines: list[str], batch: int, rounds: int, queue) -> None:
-    """Tower and every engine in one process, alternated round by round; medians per image."""
-    from bioclip_edge.runtime.engine.backends import choose_backend
-    from bioclip_edge.runtime.engine.bundle import Bundle
-    from bioclip_edge.runtime.labels.matrix import LabelMatrix
-    from bioclip_edge.runtime.engine.session import SessionOptions, make_session
-
-    bundle = Bundle.open(bundle_dir)
-    variant = bundle.variant("vision", "fp32")
-    choice = choose_backend("auto")
-    session = make_session(bundle.path(variant.file), SessionOptions(backend="auto"))
-    size = bundle.manifest.preprocess.image_size
-    pixels = np.random.default_rng(3).standard_normal((batch, 3, *size)).astype(np.float32)
-    m = LabelMatrix.load(path)
-    q = _queries(m, batch)
-
-    def tower():
-        session.run(None, {variant.input_name: pixels})
-
-    jobs = [("vit_l14_tower", tower)] + [
-        (e, lambda e=e: run_engine(m, q, 5, e)) for e in engines]
-    for _, fn in jobs:  # warm-up (graph compiles, page cache)
-        fn()
-    times: dict[str, list[float]] = {name: [] for name, _ in jobs}
-    for round_ in range(rounds):
-        for name, fn in (jobs if round_ % 2 == 0 else jobs[::-1]):
-            t0 = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t0)
-    ms = {name: float(np.median(t)) / batch * 1000 for name, t in times.items()}
-    tower_ms = ms.pop("vit_l14_tower")
-    queue.put({
-        "tower": {"model": f"{bundle.manifest.model.id} image tower, random weights", "backend": choice.backend,
-                  "backend_reason": choice.reason, "providers": session.get_providers(), "ms_per_image": round(tower_ms, 1)},
-        "batch": batch, "rounds": rounds,
-        "scoring_ms_per_image": {e: round(v, 2) for e, v in ms.items()},
-        "scoring_over_tower": {e: round(v / tower_ms, 4) for e, v in ms.items()},
-        "goal": "scoring_over_tower < 0.10",
-        "process": _proc_status(),
-    })
-
-
-def bench_engines(path: Path, bundle_dir: Path | None, engines: list[str], batch: int, rounds: int) -> dict:
-    ctx = mp.get_context("spawn")
-    out: dict = {"batch": batch, "engines": {}}
-    for engine in engines:  # alone, each in a fresh process: peak memory is its own
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_engine_child, args=(str(path), engine, batch, queue))
-        proc.start()
-        try:
-            out["engines"][engine] = queue.get(timeout=900)
-        except Exception as exc:  # noqa: BLE001 - an engine that fails is a result row
-            out["engines"][engine] = {"error": f"{type(exc).__name__}: {exc}"}
-        proc.join()
-    ref = out["engines"].get("numpy")
-    for engine, res in out["engines"].items():
-        if ref and "idx" in ref and "idx" in res and engine != "numpy":
-            res["agreement"] = _agreement(ref, res)
-    for res in out["engines"].values():
-        res.pop("idx", None), res.pop("probs", None)
-    if bundle_dir is not None:
-        queue = ctx.Queue()
-        proc = ctx.Process(target=_alternating_child, args=(str(path), str(bundle_dir), engines, batch, rounds, queue))
-        proc.start()
-        out["vs_tower"] = queue.get(timeout=1800)
-        proc.join()
-    return out
-
-
 def bench_scoring(n: int, dim: int, batch: int, folder: Path, engines_cfg: dict | None = None,
                   engines_only: bool = False) -> dict:
     from bioclip_edge.runtime.labels.scoring import block_rows_for
@@ -465,9 +257,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=768)
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--skip-build", action="store_true")
-    p.add_argument("--engines", default=f"numpy,{LEGACY_ENGINE},openvino-f32,openvino",
-                   help="scoring engines to compare at --score-batch (comma-separated; empty to skip); "
-                        f"{LEGACY_ENGINE} is the engine before issue 6's rework, for a side-by-side ratio")
+    p.add_argument("--engines", default="numpy,openvino-f32,openvino",
+                   help="scoring engines to compare at --score-batch (comma-separated; empty to skip)")
     p.add_argument("--engines-only", action="store_true",
                    help="skip part 2 (numpy block scoring at --images); still writes the matrix for part 3")
     p.add_argument("--score-batch", type=int, default=16, help="batch for the engines-vs-tower comparison (default 16)")

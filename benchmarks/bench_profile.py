@@ -45,20 +45,10 @@ def flops_step(out: Path) -> dict:
 
 
 def bundle_step(folder: Path) -> Path:
-    from bioclip_edge.runtime.engine.bundle import Bundle
+    from bioclip_edge.profiling.workflow import ensure_bundle
 
-    if (folder / "manifest.json").exists():
-        try:
-            Bundle.open(folder)
-            return folder
-        except Exception:  # a broken earlier export: make it again
-            pass
-    from bioclip_edge.export.build import ExportConfig, export_bundle
-    from bioclip_edge.export.sources import ModelRequest
-
-    export_bundle(ExportConfig(request=ModelRequest("ViT-B-16", random=True), out=folder, precisions=("fp32", "int8"),
-                               parity_images=4, overwrite=True, progress=lambda m: print(f"  export: {m}", flush=True)))
-    return folder
+    return ensure_bundle(folder, "ViT-B-16", ("fp32", "int8"), parity_images=4,
+                         progress=lambda m: print(f"  export: {m}", flush=True))
 
 
 def report_step(bundle: Path, out: Path, seconds: float) -> dict:

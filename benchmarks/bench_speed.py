@@ -40,26 +40,20 @@ CONFIGS = (  # name, backend, variant ({shipped}/{other}: the NNCF presets, fill
 )
 
 
-PAUSE_S = 0.3  # between timed runs: lets the previous configuration's threads go idle
 TOP1_BOUND = 0.99  # "fastest" counts configurations whose clear-margin top-1 agreement reaches this
 
 
 def ensure_bundle(folder: Path, calibration: Path) -> Path:
     """The random-weight ViT-B/16 bundle, exported once; re-exported when it predates the NNCF
     preset gate (its int8-nncf entry has no ``preset_note``) or clear-margin top-1 (no ``top1``)."""
-    bundle = folder / "bioclip-b16"
-    manifest = bundle / "manifest.json"
-    if manifest.exists():
-        variants = {v["name"]: v for v in json.loads(manifest.read_text())["variants"]}
-        nncf = variants.get("vision.int8-nncf", {})
-        if "preset_note" in (nncf.get("quantization") or {}) and (nncf.get("parity") or {}).get("top1"):
-            return bundle
-    from bioclip_edge.export.build import ExportConfig, export_bundle
-    from bioclip_edge.export.sources import ModelRequest
+    from bioclip_edge.profiling.workflow import ensure_bundle as ensure
 
-    export_bundle(ExportConfig(request=ModelRequest("bioclip", allow_random=True), out=bundle,
-                               calibration=calibration, overwrite=True))
-    return bundle
+    def current(bundle) -> bool:
+        nncf = next((v for v in bundle.manifest.variants if v.name == "vision.int8-nncf"), None)
+        return nncf is not None and "preset_note" in (nncf.quantization or {}) and bool(nncf.parity and nncf.parity.top1)
+
+    return ensure(folder / "bioclip-b16", "bioclip", ("fp32", "fp16", "int8"), random=False, calibration=calibration,
+                  is_current=current, progress=lambda m: print(f"  {m}", flush=True))
 
 
 def presets(bundle) -> dict[str, str]:
@@ -110,35 +104,41 @@ def write_photos(folder: Path, size: tuple[int, int] | None = None, copies: int 
 
 
 def make_runner(bundle, backend: str, variant_name: str, threads: int):
-    """A callable embedding a pixel batch -> normalised embeddings, and a label for what runs."""
+    """A callable embedding a pixel batch -> embeddings, and a label for what runs: PyTorch, or the
+    engine plan of a configuration opened by the runtime's one session factory."""
     if backend == "torch":
-        import open_clip
-        import torch
-
-        torch.manual_seed(bundle.manifest.model.source.seed or 0)  # the export's random weights, again
-        model = open_clip.create_model(bundle.manifest.model.architecture).eval()
-        torch.set_num_threads(threads)
-
-        def run(x):
-            with torch.inference_mode():
-                out = model.encode_image(torch.from_numpy(x))
-            return torch.nn.functional.normalize(out, dim=-1).numpy()
-
-        return run, f"torch {torch.__version__}"
-    from bioclip_edge.runtime.images.embedder import EmbedOptions, ImageEmbedder
-    from bioclip_edge.runtime.engine.session import SessionOptions, make_session
+        return torch_runner(bundle, threads)
+    from bioclip_edge.profiling.runners import open_plan
+    from bioclip_edge.runtime.engine.plan import SessionOptions
+    from bioclip_edge.runtime.engine.selection import make_plan, plan_file
 
     options = SessionOptions(intra_op_threads=threads, backend=backend)
-    if backend == "auto":  # what `classify` runs with no options
-        embedder = ImageEmbedder(bundle, "auto", EmbedOptions(batch_size=1 << 30, session=options))
-        return embedder.embed, f"{embedder.variant.name} on {embedder.backend}"
     if variant_name.startswith("file:"):  # a graph beside the bundle, not in its manifest
-        path, input_name = bundle.root.parent / variant_name[5:], "pixels"
-    else:
-        variant = bundle.variant("vision", name=variant_name)
-        path, input_name = bundle.path(variant.file), variant.input_name
-    session = make_session(path, options)
-    return (lambda x: session.run(None, {input_name: x})[0]), session.get_providers()[0]
+        plan, owner = plan_file(bundle.root.parent / variant_name[5:], options), None
+    else:  # "auto": what `classify` runs with no options
+        precision, named = ("auto", None) if variant_name == "auto" else ("auto", variant_name)
+        plan, owner = make_plan(bundle, "vision", precision, options, variant_name=named), bundle
+    session, input_name = open_plan(plan, owner)
+    engine = session.get_providers()[0]
+    label = f"{plan.variant} on {engine}" if backend == "auto" else engine
+    return (lambda x: session.run(None, {input_name: x})[0]), label
+
+
+def torch_runner(bundle, threads: int):
+    """open_clip eager with the export's own random weights (same seed), normalised like the graphs."""
+    import open_clip
+    import torch
+
+    torch.manual_seed(bundle.manifest.model.source.seed or 0)  # the export's random weights, again
+    model = open_clip.create_model(bundle.manifest.model.architecture).eval()
+    torch.set_num_threads(threads)
+
+    def run(x):
+        with torch.inference_mode():
+            out = model.encode_image(torch.from_numpy(x))
+        return torch.nn.functional.normalize(out, dim=-1).numpy()
+
+    return run, f"torch {torch.__version__}"
 
 
 def tower_speed(bundle, batch: int, rounds: int, threads: int, agreement_images: int) -> list[dict]:
@@ -172,15 +172,7 @@ def tower_speed(bundle, batch: int, rounds: int, threads: int, agreement_images:
                          "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())})
         except Exception as exc:  # keep the row: a failed configuration is a result too
             rows.append({"config": name, "backend": backend, "variant": variant, "error": f"{type(exc).__name__}: {exc}"})
-    by_name = {r["config"]: r for r in rows}
-    for _ in range(rounds):
-        for name, run in runners.items():
-            # onnxruntime's pool threads spin for a while after a run; without a pause they take
-            # CPU from whichever configuration comes next (measured: ~10% slower right after one)
-            time.sleep(PAUSE_S)
-            t = time.perf_counter()
-            run(x)
-            by_name[name]["times"].append(time.perf_counter() - t)
+    time_rounds(rows, runners, x, rounds)
     base_row = rows[0]
     base = statistics.median(base_row["times"]) if base_row.get("times") else None
     bf16 = next((r for r in rows if r["config"].startswith("OpenVINO bf16") and r.get("times")), None)
@@ -190,6 +182,20 @@ def tower_speed(bundle, batch: int, rounds: int, threads: int, agreement_images:
             r.update(median_s=med, images_per_s=batch / med, ratio_vs_torch=(base / med) if base else None,
                      ratio_vs_openvino_bf16=(statistics.median(bf16["times"]) / med) if bf16 else None)
     return rows
+
+
+def time_rounds(rows: list[dict], runners: dict, x: np.ndarray, rounds: int) -> None:
+    """``rounds`` timed calls per configuration with profiling's round-robin timer (its pause lets
+    the previous configuration's threads go idle), into each row's ``times`` (seconds)."""
+    from bioclip_edge.profiling.bench import BenchSettings, time_round_robin
+
+    by_name = {r["config"]: r for r in rows}
+    timed = [((lambda run=run: run(x)), {"status": "ok", "name": name}) for name, run in runners.items()]
+    time_round_robin(timed, BenchSettings(min_runs=rounds, max_runs=rounds))
+    for _, row in timed:
+        by_name[row["name"]]["times"] = [ms / 1000 for ms in row["latencies_ms"]]
+        if row["status"] != "ok":
+            by_name[row["name"]]["error"] = row["error"]
 
 
 def agreement(want: np.ndarray, got: np.ndarray) -> dict:
@@ -215,16 +221,15 @@ def end_to_end(bundle, photos: Path, batch: int, threads: int, rounds: int = 3) 
     measured round by round in one run so machine drift hits them alike."""
     import dataclasses
 
-    from bioclip_edge.runtime.jobs.classifier import ClassifyOptions, Classifier
-    from bioclip_edge.runtime.images.decode import DecodeOptions
-    from bioclip_edge.runtime.engine.session import SessionOptions
+    from bioclip_edge.runtime.engine.plan import SessionOptions
+    from bioclip_edge.runtime.jobs.classifier import ClassifyRequest, Classifier
 
-    session = SessionOptions(intra_op_threads=threads, backend="auto")
     labels = ["lion", "leopard", "cheetah", "spotted hyena", "zebra", "empty savanna"]
-    options = ClassifyOptions(precision="auto", batch_size=batch, session=session)
-    clf = Classifier(bundle, labels, options)
+    request = ClassifyRequest(precision="auto", batch_size=batch, session=SessionOptions(intra_op_threads=threads, backend="auto"))
+    modes = {"exact": Classifier(bundle, labels, request),
+             "fast": Classifier(bundle, labels, dataclasses.replace(request, fast_decode=True))}
+    clf = modes["exact"]
     backend, variant = clf.embedder.backend, clf.embedder.variant.name
-    modes = {"exact": DecodeOptions(), "fast": DecodeOptions(draft_size=clf.transform.draft_size)}
     files = sorted(photos.glob("*.jpg"))
     x = np.zeros((batch, 3, *clf.embedder.image_size), dtype=np.float32)
     n_batches = max(1, len(files) // batch)
@@ -236,10 +241,9 @@ def end_to_end(bundle, photos: Path, batch: int, threads: int, rounds: int = 3) 
         for _ in range(n_batches):
             clf.embedder.embed(x)
         times["tower"].append((time.perf_counter() - t) / (n_batches * batch))
-        for mode, decode in modes.items():
-            clf.options = dataclasses.replace(options, decode=decode)
+        for mode, classifier in modes.items():
             t = time.perf_counter()
-            results[mode] = list(clf.iter_predict([photos]))
+            results[mode] = list(classifier.iter_predict([photos]))
             times[mode].append((time.perf_counter() - t) / len(results[mode]))
     per_image = {k: statistics.median(v[1:]) for k, v in times.items()}
     tower = 1.0 / per_image["tower"]
@@ -247,7 +251,7 @@ def end_to_end(bundle, photos: Path, batch: int, threads: int, rounds: int = 3) 
     fast_top1 = [r["predictions"][0]["index"] if r["predictions"] else None for r in results["fast"]]
     out = {"backend": backend, "variant": variant, "images": len(results["exact"]),
            "failed": sum(bool(r["failures"]) for r in results["exact"]), "tower_images_per_s": tower,
-           "decode_threads": clf.threads, "image_size": "1920x1080 JPEG", "rounds": rounds,
+           "decode_threads": clf.embedder.plan.threads, "image_size": "1920x1080 JPEG", "rounds": rounds,
            "fast_decode_draft_size": list(clf.transform.draft_size),
            "fast_top1_agreement_with_exact": float(np.mean([a == b for a, b in zip(top1, fast_top1)]))}
     for mode in modes:
@@ -300,16 +304,17 @@ def markdown(result: dict) -> str:
             lines.append(f"| {r['config']} | - | failed: {r['error'][:80]} | | | | | | |")
             continue
         vs_bf16 = f"{r['ratio_vs_openvino_bf16']:.2f}" if r.get("ratio_vs_openvino_bf16") else "-"
+        vs_torch = f"{r['ratio_vs_torch']:.2f}" if r.get("ratio_vs_torch") else "-"  # the baseline may have failed
         c = r["top1_clear"]
         clear = f"{c['agree']}/{c['clear']} ({c['unclear']})" if c["clear"] >= c["min_clear"] else "not measurable"
         flip = f"{r['flips_largest_fp32_margin']:.4f}" if r.get("flips_largest_fp32_margin") is not None else "no flips"
-        lines.append(f"| {r['config']} | {r['engine']} | {r['images_per_s']:.2f} | {r['ratio_vs_torch']:.2f} | {vs_bf16} | "
+        lines.append(f"| {r['config']} | {r['engine']} | {r['images_per_s']:.2f} | {vs_torch} | {vs_bf16} | "
                      f"{clear} | {r['top1_agreement']:.3f} | {flip} / {2 * c['score_error']:.4f} | "
                      f"{r['cosine_min']:.4f} / {r['cosine_mean']:.5f} |")
     f = result.get("fastest")
     if f:
         lines += ["", f"Fastest shipped configuration with clear-margin top-1 >= {TOP1_BOUND}: {f['config']}: "
-                      f"{f['ratio_vs_torch']:.2f}x PyTorch eager, {f['ratio_vs_openvino_bf16'] or 0:.2f}x OpenVINO bf16 "
+                      f"{f['ratio_vs_torch'] or 0:.2f}x PyTorch eager, {f['ratio_vs_openvino_bf16'] or 0:.2f}x OpenVINO bf16 "
                       f"({f['top1_clear_text']})."]
     e = result.get("end_to_end")
     if e:

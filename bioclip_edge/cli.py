@@ -23,7 +23,7 @@ import sys
 from typing import Sequence
 
 from . import __version__
-from .errors import UserError
+from .errors import CommandError, UserError  # noqa: F401  (CommandError: re-exported)
 
 # name -> module; order is the order shown in --help.
 COMMANDS: dict[str, str] = {
@@ -35,10 +35,6 @@ COMMANDS: dict[str, str] = {
     "profile": "bioclip_edge.profiling.cli",
     "info": "bioclip_edge.runtime.cli.info",
 }
-
-
-class CommandError(UserError):
-    """A bad combination of options, found by a command's ``run``."""
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -68,8 +64,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    level = logging.WARNING - 10 * min(args.verbose, 2)
-    logging.basicConfig(level=level, format="%(levelname)s: %(message)s")
+    configure_process(args.verbose)
     run = getattr(args, "run", None) or args._module.run
     try:
         return int(run(args) or 0)
@@ -79,6 +74,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print(f"bioclip-edge {args.command}: interrupted; finished work was kept", file=sys.stderr)
         return 130
+
+
+def configure_process(verbose: int) -> None:
+    """Logging and warning filters for a command-line run: set here, never when a module is imported."""
+    from .runtime.images.decode import quiet_pillow_warnings
+
+    logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s: %(message)s")
+    quiet_pillow_warnings()
 
 
 if __name__ == "__main__":

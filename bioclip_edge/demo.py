@@ -20,13 +20,9 @@ DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 
 def write_photos(folder: Path) -> Path:
     """Real sample photos (scikit-image ships them) as JPEGs, like a camera card."""
-    import skimage.data
-    from PIL import Image
+    from .export.reference import write_sample_photos
 
-    folder.mkdir(parents=True, exist_ok=True)
-    for name in DEMO_PHOTOS:
-        Image.fromarray(getattr(skimage.data, name)()).convert("RGB").save(folder / f"{name}.jpg", quality=90)
-    return folder
+    return write_sample_photos(folder, DEMO_PHOTOS)
 
 
 def run(out: Path, fresh: bool) -> int:

@@ -19,13 +19,13 @@ import numpy as np
 import torch
 
 from ..errors import UserError
+from ..runtime.images.discover import IMAGE_SUFFIXES
 from ..runtime.engine.bundle import sha256_file
 from ..runtime.engine.manifest import (
     SCHEMA_VERSION,
     Manifest,
     ModelInfo,
     Preprocess,
-    TokenizerSpec,
     Variant,
 )
 from . import precision as prec
@@ -37,7 +37,6 @@ from .towers import VisionTower, count_params, text_tower_for, use_export_attent
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"}
 PRECISION_CHOICES = ("fp32", "fp16", "int8")
 
 

@@ -36,13 +36,13 @@ class GateFigures:
 def gate_figures(fp32_graph: Path, int8_graph: Path, pixels: np.ndarray, text_embeddings: np.ndarray) -> GateFigures:
     """Cosine and zero-shot top-1 agreement of the int8 graph with the fp32 graph (equal to
     PyTorch within 1e-6, measured at every export) on ``pixels``, through onnxruntime."""
-    from ..runtime.images.embedder import normalise
+    from ..runtime.common.arrays import normalize_rows
     from ..runtime.engine.session import SessionOptions, make_session
 
     outs = []
     for graph in (fp32_graph, int8_graph):
         session = make_session(graph, SessionOptions())
-        outs.append(normalise(np.concatenate([session.run(None, {"pixels": pixels[i:i + 8]})[0]
+        outs.append(normalize_rows(np.concatenate([session.run(None, {"pixels": pixels[i:i + 8]})[0]
                                               for i in range(0, len(pixels), 8)])))
     want, got = outs
     top1 = clear_top1(want @ text_embeddings.T, got @ text_embeddings.T, NNCF_GATE_TOP1)

@@ -8,7 +8,6 @@ saved as exactly one ``<name>.onnx.data`` file beside the graph, never one file 
 from __future__ import annotations
 
 import logging
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -115,6 +114,5 @@ def _all_inline(model: onnx.ModelProto) -> bool:
 
 def _quiet_exporter() -> None:
     """The dynamo exporter prints progress lines to stdout; keep the CLI's output readable."""
-    os.environ.setdefault("TORCH_LOGS", "")
     for name in ("torch.onnx", "torch.export", "torch._dynamo", "onnxscript"):
         logging.getLogger(name).setLevel(logging.ERROR)

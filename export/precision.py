@@ -15,6 +15,7 @@ are quantized too.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -125,14 +126,27 @@ class _NoPreprocessNag(logging.Filter):
         return "pre-processing before quantization" not in record.getMessage()
 
 
-logging.getLogger().addFilter(_NoPreprocessNag())
+@contextlib.contextmanager
+def _prepared_for_quantizer(src: Path, dst: Path) -> Iterator[Path]:
+    """The quantizer's input in a scratch folder beside ``dst``, with its pre-processing advice muted.
+
+    The filter sits on the root logger (where onnxruntime's quantizer logs) only while quantizing:
+    importing this module must not change a host program's logging.
+    """
+    nag = _NoPreprocessNag()
+    root = logging.getLogger()
+    root.addFilter(nag)
+    try:
+        with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
+            yield _prepared(src, Path(tmp))
+    finally:
+        root.removeFilter(nag)
 
 
 def quantize_dynamic_int8(src: Path, dst: Path, settings: QuantSettings = QuantSettings("dynamic")) -> OnnxFile:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
-        prepared = _prepared(src, Path(tmp))
+    with _prepared_for_quantizer(src, dst) as prepared:
         quantize_dynamic(
             str(prepared), str(dst),
             op_types_to_quantize=list(settings.op_types),
@@ -158,8 +172,7 @@ def quantize_static_int8(
             batch = next(self.items, None)
             return None if batch is None else {input_name: batch}
 
-    with tempfile.TemporaryDirectory(dir=dst.parent) as tmp:
-        prepared = _prepared(src, Path(tmp))
+    with _prepared_for_quantizer(src, dst) as prepared:
         quantize_static(
             str(prepared), str(dst), Reader(iter(batches)),
             quant_format=QuantFormat.QDQ,

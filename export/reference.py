@@ -53,11 +53,24 @@ SKIMAGE_PHOTOS = ("astronaut", "chelsea", "coffee", "rocket", "hubble_deep_field
 CROP_SEED = 0  # the parity crops are the same at every export
 
 
-@lru_cache(maxsize=1)
-def _skimage_photos() -> tuple[Image.Image, ...]:
+@lru_cache(maxsize=None)
+def sample_photo(name: str) -> Image.Image:
+    """One of scikit-image's sample photos as RGB: real pictures that need no download."""
     import skimage.data
 
-    return tuple(Image.fromarray(getattr(skimage.data, name)()).convert("RGB") for name in SKIMAGE_PHOTOS)
+    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+
+
+def _skimage_photos() -> tuple[Image.Image, ...]:
+    return tuple(sample_photo(name) for name in SKIMAGE_PHOTOS)
+
+
+def write_sample_photos(folder: Path, names: Sequence[str] = SKIMAGE_PHOTOS, quality: int = 90) -> Path:
+    """The sample photos as JPEG files in ``folder``, like a camera card (demo, tests, benchmarks)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        sample_photo(name).save(folder / f"{name}.jpg", quality=quality)
+    return folder
 
 
 def sample_photos(n: int, extra: Sequence[Path] = ()) -> list[Image.Image]:

@@ -22,7 +22,7 @@ from typing import Any, Callable, Iterable, Sequence
 
 from ..errors import UserError
 from ..runtime.engine.bundle import Bundle
-from .runners import RUNNERS, Target
+from .runners import RUNNERS, Target, profile_plan
 
 log = logging.getLogger(__name__)
 
@@ -57,17 +57,6 @@ def parse_list(text: str | Sequence[Any], kind: Callable[[str], Any] = str, what
     return out
 
 
-def _variant_for(bundle: Bundle, tower: str, precision: str) -> str | None:
-    """Bundle variant name for a precision: int8 -> dynamic int8, int8-static -> the QDQ graph."""
-    names = {v.name: v for v in bundle.manifest.variants if v.tower == tower}
-    if f"{tower}.{precision}" in names:
-        return f"{tower}.{precision}"
-    for v in names.values():
-        if v.precision == precision:
-            return v.name
-    return None
-
-
 def plan_targets(bundle: Bundle, backends: Iterable[str], precisions: Iterable[str], batches: Iterable[int],
                  threads: Iterable[int], tower: str = "vision", length: int | None = None) -> tuple[list[Target], list[dict]]:
     """Targets to time, and skipped rows (with the reason) for combinations that cannot run."""
@@ -97,34 +86,13 @@ def _dynamic(bundle: Bundle, variant: str) -> bool:
 
 
 def _resolve(bundle: Bundle, backend: str, tower: str, precision: str) -> tuple[str, str] | str:
-    """(variant, compute dtype) or the reason this backend cannot run this precision."""
+    """(variant, compute dtype) of the target's engine plan, or the reason it cannot run here."""
     if backend == "torch":
         if precision != "fp32":
             return "the PyTorch baseline runs fp32 only (open_clip eager, as pybioclip does)"
         return "torch.fp32", "fp32"
-    if precision == "bf16":
-        if backend != "openvino":
-            return "bf16 runs through OpenVINO (onnxruntime's CPU provider has no bf16 kernels)"
-        from ..runtime.engine.backends import openvino_capabilities
-
-        if "BF16" not in openvino_capabilities():
-            return "this CPU has no bf16 arithmetic (AMX / AVX-512 BF16), or OpenVINO is not installed"
-        variant = _variant_for(bundle, tower, "fp32")
-        return (variant, "bf16") if variant else f"bundle has no {tower} fp32 variant"
-    if backend == "openvino" and precision == "int8":
-        # OpenVINO runs int8 from QDQ graphs (NNCF's, made for it, first); dynamic-quantized
-        # MatMulInteger graphs fall back to slow paths
-        variant = (_variant_for(bundle, tower, "int8-nncf") or _variant_for(bundle, tower, "int8-static")
-                   or _variant_for(bundle, tower, "int8"))
-    else:
-        variant = _variant_for(bundle, tower, precision)
-    if variant is None:
-        have = ", ".join(v.name for v in bundle.manifest.variants if v.tower == tower)
-        return f"bundle has no {tower} {precision} variant (it has {have})"
-    compute = next(v.compute for v in bundle.manifest.variants if v.name == variant)
-    if "int8" in compute or precision.startswith("int8"):
-        return variant, ("int8-ov" if backend == "openvino" else "int8")  # OpenVINO's int8 kernels have their own peak
-    return variant, "fp32"
+    plan = profile_plan(bundle, backend, tower, precision)
+    return plan if isinstance(plan, str) else (plan.variant, plan.compute)
 
 
 def _skip_row(backend: str, precision: str, tower: str, batches: list, threads: list, reason: str) -> dict:
@@ -180,8 +148,11 @@ def _runs_for(row: dict, settings: BenchSettings) -> int:
     return max(settings.min_runs, min(settings.max_runs, int(settings.seconds_per_target / per_call)))
 
 
-def _time_round_robin(loaded: list[tuple[Callable, dict]], settings: BenchSettings,
+def time_round_robin(loaded: list[tuple[Callable, dict]], settings: BenchSettings,
                       probes: Sequence[tuple[Callable, dict]] = ()) -> None:
+    """Time (callable, row) pairs round-robin, one call each per round after ``settings.pause_s``
+    idle, into ``row["latencies_ms"]``: each row gets ``_runs_for`` calls (``min_runs`` =
+    ``max_runs``: exactly that many). The one timer of profiling and the benchmarks."""
     remaining = {id(row): _runs_for(row, settings) for _, row in loaded}
     rounds = max(remaining.values(), default=0)
     remaining.update({id(row): rounds for _, row in probes})  # probes run in every round
@@ -254,7 +225,7 @@ def run_targets(bundle: Bundle, targets: Sequence[Target], flops_per_item: Calla
             if fn is not None:
                 loaded.append((fn, row))
         progress(f"timing {len(loaded)} target(s) round-robin")
-        _time_round_robin(loaded, settings, probes)
+        time_round_robin(loaded, settings, probes)
         loaded.clear()
     if after_timing is not None:
         after_timing()

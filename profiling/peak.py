@@ -28,6 +28,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable
 
+from ..runtime.engine.plan import SessionOptions
+
 SHAPE = (1024, 768, 3072)  # M, K, N: 1024 tokens through a ViT-B MLP layer
 
 
@@ -152,29 +154,30 @@ def int8_qdq_graph(fp32: Path, shape=SHAPE) -> Path:
 
 
 def ort_call(graph: Path, threads: int, shape=SHAPE) -> Callable[[], object]:
-    import numpy as np
-
-    from ..runtime.engine.session import SessionOptions, make_session
-
-    session = make_session(graph, SessionOptions(intra_op_threads=threads))
-    x = np.random.default_rng(1).standard_normal(shape[:2], dtype=np.float32)
-    return lambda: session.run(None, {"x": x})
+    return _plan_call(graph, SessionOptions(intra_op_threads=threads), shape)
 
 
 def openvino_call(graph: Path, threads: int, precision: str = "bf16", shape=SHAPE) -> Callable[[], object]:
-    import numpy as np
-    import openvino as ov
+    """The chain on OpenVINO as the runtime opens it: ``bf16`` (its default hint on a bf16 CPU, refused
+    elsewhere), ``f32`` (exact) or ``default`` (OpenVINO's own choice, as the runtime runs int8 graphs)."""
+    from ..runtime.engine.backends import openvino_capabilities
 
-    core = ov.Core()
-    if precision == "bf16" and "BF16" not in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES"):
+    if precision == "bf16" and "BF16" not in openvino_capabilities():
         raise RuntimeError("this CPU has no bf16 support in OpenVINO")
-    config = {"INFERENCE_NUM_THREADS": int(threads)}
-    if precision in ("bf16", "f32"):  # "default": OpenVINO's own choice, as the runtime runs int8 graphs
-        config["INFERENCE_PRECISION_HINT"] = precision
-    compiled = core.compile_model(core.read_model(str(graph)), "CPU", config)
-    request = compiled.create_infer_request()
+    backend = "openvino-f32" if precision == "f32" else "openvino"
+    return _plan_call(graph, SessionOptions(intra_op_threads=threads, backend=backend), shape)
+
+
+def _plan_call(graph: Path, options: SessionOptions, shape) -> Callable[[], object]:
+    """One call of the chain through the runtime's session factory, planned like any graph."""
+    import numpy as np
+
+    from ..runtime.engine.selection import plan_file
+    from ..runtime.engine.session import open_session
+
+    session = open_session(plan_file(graph, options, static_shape=tuple(shape[:2])))
     x = np.random.default_rng(1).standard_normal(shape[:2], dtype=np.float32)
-    return lambda: request.infer({0: x})
+    return lambda: session.run(None, {"x": x})
 
 
 def ort_peak(graph: Path, kind: str, threads: int, seconds: float = 0.5, shape=SHAPE) -> Peak:

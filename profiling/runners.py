@@ -9,10 +9,15 @@ are random (the bundle holds no torch weights); speed does not depend on their v
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any, Callable
 
+from ..runtime.engine import backends
 from ..runtime.engine.bundle import Bundle
+from ..runtime.engine.manifest import Variant
+from ..runtime.engine.plan import PROFILE_ALIASES, EnginePlan, SessionOptions
+from ..runtime.engine.selection import plan_for
 
 
 @dataclass(frozen=True)
@@ -54,28 +59,64 @@ def make_inputs(bundle: Bundle, target: Target):
     return ids
 
 
-def ort_runner(bundle: Bundle, target: Target) -> Callable[[], Any]:
-    from ..runtime.engine.session import SessionOptions, make_session
+def profile_plan(bundle: Bundle, backend: str, tower: str, precision: str, threads: int | None = None) -> EnginePlan | str:
+    """A profiling label (``ort``/``openvino`` x a variant precision or ``bf16``) as the engine plan it
+    times, or the reason it cannot run here. The mapping is ``plan.py``'s: ``bf16`` is the fp32 graph
+    on OpenVINO's default hint; OpenVINO's ``int8`` takes the QDQ graphs made for it first (NNCF's,
+    then static: dynamic-quantized MatMulInteger graphs fall back to slow paths); other float
+    targets on OpenVINO run exact f32."""
+    graph_precision, engine = PROFILE_ALIASES.get(precision, (precision, None))
+    if engine is not None and backend != engine:
+        return "bf16 runs through OpenVINO (onnxruntime's CPU provider has no bf16 kernels)"
+    caps = backends.openvino_capabilities() if backend == "openvino" else ()
+    if precision == "bf16" and "BF16" not in caps:
+        return "this CPU has no bf16 arithmetic (AMX / AVX-512 BF16), or OpenVINO is not installed"
+    wanted = ("int8-nncf", "int8-static", "int8") if backend == "openvino" and precision == "int8" else (graph_precision,)
+    variant = next((v for p in wanted if (v := _variant_for(bundle, tower, p)) is not None), None)
+    if variant is None:
+        have = ", ".join(v.name for v in bundle.manifest.variants if v.tower == tower)
+        return f"bundle has no {tower} fp32 variant" if precision == "bf16" else \
+            f"bundle has no {tower} {precision} variant (it has {have})"
+    quantized = "int8" in (variant.compute or "") or precision.startswith("int8")
+    runs_on = "onnxruntime" if backend == "ort" else ("openvino" if quantized or precision == "bf16" else "openvino-f32")
+    return plan_for(variant, runs_on, f"profile target {backend}:{precision}", SessionOptions(intra_op_threads=threads), caps)
 
-    variant = bundle.variant(target.tower, name=target.variant)
-    session = make_session(bundle.path(variant.file), SessionOptions(intra_op_threads=target.threads))
-    feed = {variant.input_name: make_inputs(bundle, target)}
-    return lambda: session.run(None, feed)
+
+def _variant_for(bundle: Bundle, tower: str, precision: str) -> Variant | None:
+    """Bundle variant for a precision: int8 -> dynamic int8, int8-static -> the QDQ graph."""
+    names = {v.name: v for v in bundle.manifest.variants if v.tower == tower}
+    if f"{tower}.{precision}" in names:
+        return names[f"{tower}.{precision}"]
+    return next((v for v in names.values() if v.precision == precision), None)
 
 
-def openvino_runner(bundle: Bundle, target: Target) -> Callable[[], Any]:
-    """The runtime's own OpenVINO session (one stream, latency hint), shape fixed to the batch.
-    fp32 targets run exact f32; bf16 and int8 targets run OpenVINO's default precision, as the
-    runtime does (bf16 where the CPU has it, for whatever an int8 graph leaves in float)."""
-    from ..runtime.engine.backends import OpenVinoSession
+def target_plan(bundle: Bundle, target: Target, static_shape: tuple[int, ...] | None = None) -> EnginePlan:
+    """The plan a target runs (``profile_plan``), its input shape fixed where OpenVINO compiles one."""
+    plan = profile_plan(bundle, target.backend, target.tower, target.precision, target.threads)
+    if isinstance(plan, str):
+        raise RuntimeError(plan)
+    return dataclasses.replace(plan, static_shape=static_shape)
 
-    variant = bundle.variant(target.tower, name=target.variant)
+
+def session_runner(bundle: Bundle, target: Target) -> Callable[[], Any]:
+    """onnxruntime or OpenVINO, as the runtime opens them (``open_session``). OpenVINO compiles for
+    the target's batch so it can plan memory; fp32 targets run exact f32, bf16 and int8 targets
+    OpenVINO's default precision, as the runtime does (bf16 where the CPU has it)."""
     x = make_inputs(bundle, target)
-    session = OpenVinoSession(bundle.path(variant.file), exact_fp32=target.compute == "fp32", threads=target.threads,
-                              int8=target.compute.startswith("int8"),
-                              static_shape=x.shape)
-    feed = {variant.input_name: x}
+    session, input_name = open_plan(target_plan(bundle, target, x.shape if target.backend == "openvino" else None), bundle)
+    feed = {input_name: x}
     return lambda: session.run(None, feed)
+
+
+def open_plan(plan: EnginePlan, bundle: Bundle | None = None) -> tuple[Any, str]:
+    """(session, its input name) for a plan: what every benchmark runner feeds."""
+    from ..runtime.engine.session import open_session
+
+    session = open_session(plan, bundle)
+    return session, plan.input_name or session.get_inputs()[0].name
+
+
+ort_runner = openvino_runner = session_runner  # one runner for both engines; the plan says which
 
 
 def torch_model(bundle: Bundle):

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ..runtime.engine.bundle import Bundle
+from ..runtime.engine.plan import PROFILE_ALIASES
 from .bench import BenchSettings
 from .flops import DEFAULT_TRIMMED_LENGTH
 from .measure import ProfileRun, profile_bundle
@@ -75,7 +76,7 @@ def efficiency_from_report(path: str | Path, precision: str) -> tuple[float, str
 def measure_efficiency(bundle_path: str | Path, precision: str, batch: int = 8,
                        progress: Callable[[str], None] = lambda m: log.info(m)) -> tuple[float, str]:
     """A short benchmark of one target on this machine, for ``size`` without an earlier report."""
-    backend = "openvino" if precision == "bf16" else "ort"
+    backend = "openvino" if PROFILE_ALIASES.get(precision, ("", ""))[1] == "openvino" else "ort"  # bf16: OpenVINO
     run = profile_bundle(bundle_path, (backend,), (precision,), (batch,), None, "vision",
                          settings=BenchSettings(warmup=1, min_runs=3, max_runs=10, seconds_per_target=3.0),
                          peak_seconds=0.5, progress=progress)
@@ -100,3 +101,28 @@ def size(bundle_path: str | Path, precision: str, images_per_day: int, hardware:
         eff = measure_efficiency(bundle_path, precision, batch, progress)
     inp = input_for_bundle(bundle, precision, images_per_day, eff, n_labels, batch)
     return size_all(inp, table)
+
+
+def ensure_bundle(folder: str | Path, model: str, precisions: Sequence[str] = ("fp32", "int8"), random: bool = True,
+                  calibration: str | Path | None = None, parity_images: int | None = None,
+                  is_current: Callable[[Bundle], bool] = lambda b: True,
+                  progress: Callable[[str], None] = lambda m: log.info(m)) -> Path:
+    """A benchmark's bundle, exported once and reused: re-exported when it is missing, fails to
+    open, or ``is_current`` says an earlier export lacks something the benchmark reads."""
+    from ..export.build import ExportConfig, export_bundle
+    from ..export.sources import ModelRequest
+
+    folder = Path(folder)
+    if (folder / "manifest.json").is_file():
+        try:
+            if is_current(Bundle.open(folder)):
+                return folder
+        except Exception as exc:  # a broken earlier export: make it again
+            log.info("re-exporting %s (%s)", folder, exc)
+    progress(f"exporting {model} to {folder} (once; a few minutes)")
+    request = ModelRequest(model, random=random) if random else ModelRequest(model, allow_random=True)
+    extra = {"parity_images": parity_images} if parity_images else {}
+    export_bundle(ExportConfig(request=request, out=folder, precisions=tuple(precisions),
+                               calibration=Path(calibration) if calibration else None,
+                               overwrite=True, progress=progress, **extra))
+    return folder

@@ -21,11 +21,13 @@ from .engine.manifest import Manifest, ManifestError
 
 _LAZY = {
     "Classifier": "jobs.classifier",
+    "ClassifyRequest": "jobs.classifier",
     "ClassifyJob": "jobs.classify",
     "run_classify": "jobs.classify",
     "EmbedJob": "jobs.embed",
     "run_embed": "jobs.embed",
     "ImageEmbedder": "images.embedder",
+    "ImageRequest": "images.request",
     "LabelMatrix": "labels.matrix",
     "TextEncoder": "text.encoder",
     "Tokenizer": "text.tokenizer",

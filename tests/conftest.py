@@ -67,13 +67,10 @@ def write_model_dir(folder: Path, model_cfg: dict, preprocess_cfg: dict | None =
 @pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory) -> Path:
     """Real photos (scikit-image samples) as JPEG files, for calibration and classification."""
-    import skimage.data
-    from PIL import Image
+    from bioclip_edge.export.reference import write_sample_photos
 
-    folder = tmp_path_factory.mktemp("photos")
-    for name in ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel"):
-        Image.fromarray(getattr(skimage.data, name)()).convert("RGB").save(folder / f"{name}.jpg", quality=92)
-    return folder
+    names = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel")
+    return write_sample_photos(tmp_path_factory.mktemp("photos"), names, quality=92)
 
 
 @pytest.fixture(scope="session")

@@ -20,9 +20,9 @@ EXIF_MODEL = "HyperFire 2"
 
 
 def photo(name: str) -> Image.Image:
-    import skimage.data
+    from bioclip_edge.export.reference import sample_photo
 
-    return Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+    return sample_photo(name).copy()
 
 
 def camera_trap_jpeg(path: Path, orientation: int = 6, size: tuple[int, int] = (1920, 1080)) -> Path:

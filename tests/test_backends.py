@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 
 from bioclip_edge.runtime.engine.backends import BackendError, choose_backend, openvino_capabilities
 from bioclip_edge.runtime.engine.bundle import Bundle
-from bioclip_edge.runtime.images.embedder import EmbedOptions, ImageEmbedder
+from bioclip_edge.runtime.images.embedder import ImageEmbedder
+from bioclip_edge.runtime.images.request import ImageRequest
 from bioclip_edge.runtime.engine.session import SessionOptions
 from bioclip_edge.runtime.text.encoder import TextEncoder
 
@@ -22,8 +22,8 @@ def test_openvino_matches_onnxruntime(tiny_bundle, photo_dir, backend, bound):
 
     bundle = Bundle.open(tiny_bundle)
     images = [load_image(p).image for p in sorted(photo_dir.glob("*.jpg"))]
-    ref = ImageEmbedder(bundle, "fp32", EmbedOptions(4, SessionOptions(backend="onnxruntime"))).embed_images(images)
-    got_embedder = ImageEmbedder(bundle, options=EmbedOptions(4, SessionOptions(backend=backend)))
+    ref = ImageEmbedder(bundle, ImageRequest(precision="fp32", batch_size=4, session=SessionOptions(backend="onnxruntime"))).embed_images(images)
+    got_embedder = ImageEmbedder(bundle, ImageRequest(batch_size=4, session=SessionOptions(backend=backend)))
     assert got_embedder.backend.startswith("OpenVINO CPU")
     got = got_embedder.embed_images(images)  # 6 images in batches of 4: dynamic batch
     assert (got * ref).sum(axis=1).min() >= bound
@@ -54,9 +54,9 @@ def test_missing_openvino_is_a_clear_error(monkeypatch):
 def test_auto_keeps_dynamic_int8_graphs_in_onnxruntime(tiny_bundle):
     bundle = Bundle.open(tiny_bundle)
     assert choose_backend("auto", dynamic_int8=True).backend == "onnxruntime"
-    embedder = ImageEmbedder(bundle, "int8", EmbedOptions(4, SessionOptions(backend="auto")))
+    embedder = ImageEmbedder(bundle, ImageRequest(precision="int8", batch_size=4, session=SessionOptions(backend="auto")))
     assert embedder.backend == "CPUExecutionProvider"  # vision.int8 is onnxruntime's dynamic int8
-    fp32 = ImageEmbedder(bundle, "fp32", EmbedOptions(4, SessionOptions(backend="auto")))
+    fp32 = ImageEmbedder(bundle, ImageRequest(precision="fp32", batch_size=4, session=SessionOptions(backend="auto")))
     assert fp32.backend.startswith("OpenVINO") == ("BF16" in openvino_capabilities())
 
 

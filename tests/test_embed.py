@@ -9,7 +9,8 @@ import pytest
 
 from bioclip_edge.cli import main as cli_main
 from bioclip_edge.runtime import Bundle
-from bioclip_edge.runtime.images.embedder import ImageEmbedder, EmbedOptions
+from bioclip_edge.runtime.images.embedder import ImageEmbedder
+from bioclip_edge.runtime.images.request import ImageRequest
 from bioclip_edge.runtime.images.decode import load_image
 from bioclip_edge.runtime.images.discover import discover
 from bioclip_edge.runtime.engine.session import SessionOptions
@@ -23,8 +24,8 @@ def images(photo_dir):
 
 def test_embeddings_are_unit_length_and_batch_independent(tiny_bundle, images):
     bundle = Bundle.open(tiny_bundle)
-    one = ImageEmbedder(bundle, "fp32", EmbedOptions(batch_size=1))
-    many = ImageEmbedder(bundle, "fp32", EmbedOptions(batch_size=64))
+    one = ImageEmbedder(bundle, ImageRequest(precision="fp32", batch_size=1))
+    many = ImageEmbedder(bundle, ImageRequest(precision="fp32", batch_size=64))
     pixels = np.stack([one.transform(im) for im in images])
     a, b = one.embed(pixels), many.embed(pixels)
     assert a.shape == (len(images), bundle.manifest.model.embed_dim) and a.dtype == np.float32
@@ -60,7 +61,7 @@ def test_cli_embed_writes_npy_and_sidecar(tiny_bundle, photo_dir, tmp_path, caps
     assert len(side["failures"]) == len(bad) - 1  # the folder named folder.jpg is walked, not an image
     assert all(f["reason"] for f in side["failures"])
     # rows follow the sidecar's order and match a direct embedding
-    embedder = ImageEmbedder(Bundle.open(tiny_bundle), "fp32", EmbedOptions(session=SessionOptions(backend="onnxruntime")))
+    embedder = ImageEmbedder(Bundle.open(tiny_bundle), ImageRequest(precision="fp32", session=SessionOptions(backend="onnxruntime")))
     direct = embedder.embed_images([load_image(side["images"][2]["filepath"]).image])
     np.testing.assert_allclose(matrix[2], direct[0], atol=1e-5)
     assert "6 image(s)" in capsys.readouterr().out

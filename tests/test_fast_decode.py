@@ -120,7 +120,7 @@ def test_fast_embeddings_and_top1_match_exact_on_real_photos(tiny_bundle, frames
     exact_path = {"precision": "fp32", "session": SessionOptions(backend="onnxruntime")}  # decoding is what differs
     exact_clf = Classifier(bundle, labels, threads=0, **exact_path)
     draft = exact_clf.transform.draft_size
-    fast_clf = Classifier(bundle, labels, threads=0, decode=DecodeOptions(draft_size=draft), **exact_path)
+    fast_clf = Classifier(bundle, labels, threads=0, fast_decode=True, **exact_path)
     embed = exact_clf.embedder
     exact = embed.embed(np.stack([exact_clf.transform(load_image(p).image) for p in frames]))
     fast = embed.embed(np.stack([exact_clf.transform(load_image(p, DecodeOptions(draft_size=draft)).image) for p in frames]))

@@ -14,7 +14,7 @@ from bioclip_edge.runtime.labels.build import LabelTable, build_label_matrix, re
 from bioclip_edge.runtime.labels.spec import LabelSpecError, resolve_labels
 from bioclip_edge.runtime.labels.store import LabelFileError, is_label_file
 from bioclip_edge.runtime.labels.matrix import LabelMatrix
-from bioclip_edge.runtime.jobs.target import OutputTargetError
+from bioclip_edge.runtime.common.target import OutputTargetError
 from bioclip_edge.runtime.labels.taxonomy import taxonomy_description
 from test_labels_build import SPECIES_CSV
 from test_labels_import import write_official

@@ -65,7 +65,7 @@ def _add_out(p: argparse.ArgumentParser) -> None:
 
 def _check_out(args: argparse.Namespace) -> None:
     """Refuse an existing or unwritable --out before any bundle is opened or label embedded."""
-    from bioclip_edge.runtime.jobs.target import check_output_target
+    from bioclip_edge.runtime.common.target import check_output_target
 
     check_output_target(args.out, overwrite=args.overwrite, what="label file")
 

@@ -22,9 +22,9 @@ from typing import Any
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.engine.cache import cache_dir
 
-log = logging.getLogger(__name__)
+from bioclip_edge.runtime.engine.plan import BACKEND_CHOICES as BACKENDS  # one list, shared with the CLI options
 
-from bioclip_edge.runtime.engine.session import BACKEND_CHOICES as BACKENDS  # one list, shared with the CLI options
+log = logging.getLogger(__name__)
 
 
 class BackendError(UserError):
@@ -51,17 +51,18 @@ def openvino_capabilities() -> tuple[str, ...]:
         return ()
 
 
-def choose_backend(requested: str, dynamic_int8: bool = False) -> BackendChoice:
+def choose_backend(requested: str, dynamic_int8: bool = False, caps: tuple[str, ...] | None = None) -> BackendChoice:
     """Resolve ``auto``: OpenVINO where it has bf16 hardware (AMX / AVX-512 BF16), else onnxruntime.
 
     Measured here (2-core Xeon with AMX): OpenVINO bf16 ran the ViT-B/16 image tower ~4.6x faster
     than PyTorch and onnxruntime fp32; without bf16 hardware onnxruntime is as fast as OpenVINO f32.
     onnxruntime's *dynamic* int8 graphs (MatMulInteger) run best in onnxruntime itself, so ``auto``
-    keeps them there (``dynamic_int8``).
+    keeps them there (``dynamic_int8``). ``caps``: OpenVINO's CPU capabilities when the caller
+    has them (a simulated machine, a plan made once); None reads this machine's.
     """
     if requested not in BACKENDS:
         raise BackendError(f"--backend {requested!r}: choose one of {', '.join(BACKENDS)}")
-    caps = openvino_capabilities()
+    caps = openvino_capabilities() if caps is None else caps
     if requested == "auto" and dynamic_int8:
         return BackendChoice("onnxruntime", "auto: onnxruntime's dynamic int8 graph runs best in onnxruntime")
     if requested == "auto":

@@ -21,17 +21,24 @@ fp32 graph 4.6x, NNCF int8 transformer preset 4.5x, onnxruntime dynamic int8 3.3
 A named precision (``fp32``, ``int8``, ``int8-nncf``...) is taken as asked; ``--backend auto`` then
 picks the backend for it (``backends.choose_backend``). GPU providers (``--providers cuda``) keep
 fp32 under ``auto``: the int8 graphs here are tuned for CPUs.
+
+``make_plan`` is the one function that turns a request into an ``EnginePlan`` (``plan.py``); the
+machine's capabilities are read once per plan (or passed in: tests simulate machines).
 """
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
+from pathlib import Path
 
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.engine import backends
 from bioclip_edge.runtime.engine.bundle import Bundle
 from bioclip_edge.runtime.engine.manifest import Variant
-from bioclip_edge.runtime.engine.session import PRECISION_CHOICES
+from bioclip_edge.runtime.engine.plan import PRECISION_CHOICES, EnginePlan, SessionOptions
+
+Caps = tuple[str, ...]
 
 
 class SelectionError(UserError):
@@ -41,25 +48,28 @@ class SelectionError(UserError):
 @dataclass(frozen=True)
 class Selection:
     variant: Variant
-    backend: str  # onnxruntime | openvino | openvino-f32: what make_session should open
+    backend: str  # onnxruntime | openvino | openvino-f32: the resolved backend a plan carries
     reason: str  # one line for people: why this variant on this backend
 
 
 def select_vision(bundle: Bundle, precision: str = "auto", backend: str = "auto",
-                  providers: tuple[str, ...] = ("cpu",), variant_name: str | None = None) -> Selection:
+                  providers: tuple[str, ...] = ("cpu",), variant_name: str | None = None,
+                  caps: Caps | None = None) -> Selection:
     """The vision variant and backend to run for ``precision`` x ``backend`` on this machine
-    (``variant_name``: one graph by its manifest name, whatever ``precision`` says)."""
+    (``variant_name``: one graph by its manifest name, whatever ``precision`` says; ``caps``:
+    OpenVINO's CPU capabilities, read from this machine when None)."""
+    caps = machine_caps(backend, caps)
     if variant_name is not None:
         variant = bundle.variant("vision", name=variant_name)
-        choice = backends.choose_backend(backend, dynamic_int8=_is_dynamic_int8(variant))
+        choice = backends.choose_backend(backend, dynamic_int8=_is_dynamic_int8(variant), caps=caps)
         return Selection(variant, choice.backend, f"variant {variant_name} as named; {choice.reason}")
     if precision not in PRECISION_CHOICES:
         raise SelectionError(f"--precision {precision!r}: choose one of {', '.join(PRECISION_CHOICES)}")
     if precision != "auto":
         variant = named_variant(bundle, "vision", precision)
-        choice = backends.choose_backend(backend, dynamic_int8=_is_dynamic_int8(variant))
+        choice = backends.choose_backend(backend, dynamic_int8=_is_dynamic_int8(variant), caps=caps)
         return Selection(variant, choice.backend, f"--precision {precision}; {choice.reason}")
-    return _auto(bundle, backend, providers)
+    return _auto(bundle, backend, providers, caps)
 
 
 def named_variant(bundle: Bundle, tower: str, precision: str) -> Variant:
@@ -75,17 +85,17 @@ def named_variant(bundle: Bundle, tower: str, precision: str) -> Variant:
     return bundle.variant(tower, precision)
 
 
-def _auto(bundle: Bundle, backend: str, providers: tuple[str, ...]) -> Selection:
+def _auto(bundle: Bundle, backend: str, providers: tuple[str, ...], machine: Caps) -> Selection:
     verified = {v.name: v for v in bundle.manifest.variants if v.tower == "vision" and _verified(v)}
     fp32 = verified.get("vision.fp32") or bundle.variant("vision", "fp32")
     gpu = any(p.lower() not in ("cpu", "cpuexecutionprovider") for p in providers)
-    caps = backends.openvino_capabilities() if backend in ("auto", "openvino", "openvino-f32") else ()
+    caps = machine if backend in ("auto", "openvino", "openvino-f32") else ()
     if backend == "openvino-f32":
         return Selection(fp32, "openvino-f32", "auto: --backend openvino-f32 asks for exact fp32")
     if gpu and backend in ("auto", "onnxruntime"):
         return Selection(fp32, "onnxruntime", f"auto: GPU providers ({','.join(providers)}) run the fp32 graph")
     if backend in ("auto", "openvino"):
-        choice: backends.BackendChoice = backends.choose_backend(backend)  # raises when openvino was asked for but is missing
+        choice: backends.BackendChoice = backends.choose_backend(backend, caps=machine)  # raises when openvino was asked for but is missing
         nncf = verified.get("vision.int8-nncf")
         if caps and "INT8" in caps and nncf is not None and _nncf_preset(nncf) == "performance":
             return Selection(nncf, "openvino", "auto: OpenVINO int8 (VNNI/AMX) on the NNCF performance-preset graph, "
@@ -116,3 +126,73 @@ def _is_dynamic_int8(variant: Variant) -> bool:
 
 def _nncf_preset(variant: Variant) -> str | None:
     return (variant.quantization or {}).get("preset")
+
+
+def machine_caps(backend: str, caps: Caps | None = None) -> Caps:
+    """OpenVINO's CPU capabilities, read once per decision (not at all for plain onnxruntime,
+    which then never imports OpenVINO); ``caps`` given: a simulated or already-read machine."""
+    if caps is not None:
+        return tuple(caps)
+    return () if backend == "onnxruntime" else backends.openvino_capabilities()
+
+
+def make_plan(bundle: Bundle, tower: str = "vision", precision: str = "auto",
+              options: SessionOptions = SessionOptions(backend="auto"), variant_name: str | None = None,
+              caps: Caps | None = None, static_shape: tuple[int, ...] | None = None) -> EnginePlan:
+    """The one place a request becomes an ``EnginePlan``: which graph of ``tower`` on which backend,
+    with what threads and providers, and why. Vision follows ``select_vision`` (``auto`` included);
+    text takes the precision or variant asked for (default fp32) on the backend asked for."""
+    caps = machine_caps(options.backend, caps)
+    if tower == "vision":
+        chosen = select_vision(bundle, precision, options.backend, options.providers, variant_name, caps)
+    else:
+        variant = bundle.variant(tower, None if precision == "auto" else precision, name=variant_name)
+        choice = backends.choose_backend(options.backend, dynamic_int8=_is_dynamic_int8(variant), caps=caps)
+        chosen = Selection(variant, choice.backend, f"{variant.name}; {choice.reason}")
+    return plan_for(chosen.variant, chosen.backend, chosen.reason, options, caps, static_shape)
+
+
+def plan_for(variant: Variant, backend: str, reason: str, options: SessionOptions = SessionOptions(),
+             caps: Caps = (), static_shape: tuple[int, ...] | None = None) -> EnginePlan:
+    """The plan for one bundle variant on an already resolved backend (profiling's targets)."""
+    return EnginePlan(
+        tower=variant.tower, variant=variant.name, file=variant.file, sha256=variant.sha256,
+        precision=variant_precision(variant), backend=backend, compute=compute_for(variant, backend, caps),
+        reason=reason, providers=tuple(options.providers), threads=options.intra_op_threads,
+        inter_op_threads=options.inter_op_threads, optimization=options.optimization, static_shape=static_shape,
+        input_name=variant.input_name)
+
+
+def plan_file(path: str | os.PathLike, options: SessionOptions = SessionOptions(), variant: Variant | None = None,
+              static_shape: tuple[int, ...] | None = None, sha256: str | None = None) -> EnginePlan:
+    """The plan for a graph outside a bundle (parity checks at export, profiling's matmul peak,
+    a benchmark's extra graph), or a bundle graph its caller already checked (``make_session``)."""
+    caps = machine_caps(options.backend)
+    choice = backends.choose_backend(options.backend, dynamic_int8=variant is not None and _is_dynamic_int8(variant),
+                                     caps=caps)
+    compute = compute_for(variant, choice.backend, caps) if variant else \
+        ("bf16" if choice.backend == "openvino" and "BF16" in caps else "fp32")
+    return EnginePlan(
+        tower=variant.tower if variant else "", variant=variant.name if variant else "", file=str(Path(path).absolute()),
+        sha256=sha256, precision=variant_precision(variant) if variant else "fp32", backend=choice.backend,
+        compute=compute, reason=choice.reason, providers=tuple(options.providers), threads=options.intra_op_threads,
+        inter_op_threads=options.inter_op_threads, optimization=options.optimization, static_shape=static_shape,
+        input_name=variant.input_name if variant else None)
+
+
+def variant_precision(variant: Variant) -> str:
+    """The vocabulary word for a variant: its name's suffix (int8-static) when that is one, else its precision."""
+    suffix = variant.name.partition(".")[2]
+    return suffix if suffix in PRECISION_CHOICES else variant.precision
+
+
+def compute_for(variant: Variant, backend: str, caps: Caps) -> str:
+    """What the arithmetic runs in: int8 graphs in the backend's int8 kernels; float graphs in
+    fp32, or bf16 on OpenVINO's default hint where the CPU computes bf16."""
+    if _quantized(variant):
+        return "int8" if backend == "onnxruntime" else "int8-ov"
+    return "bf16" if backend == "openvino" and "BF16" in caps else "fp32"
+
+
+def _quantized(variant: Variant) -> bool:
+    return "int8" in (variant.compute or "") or variant.precision.startswith("int8")

@@ -1,17 +1,30 @@
-"""One place that makes onnxruntime sessions.
+"""The one session factory: ``open_session(plan, bundle)`` builds every inference session.
 
-Validates requested execution providers against what this onnxruntime build has, sets thread
-counts and the graph optimisation level, and warns when a request silently falls back to CPU
-(fastembed's habit: a user who asked for CUDA must learn they did not get it).
+A plan (``plan.EnginePlan``) says which graph on which backend; this module checks the graph's
+sha256 against the plan and the bundle before loading it, then opens onnxruntime or OpenVINO
+(``backends.OpenVinoSession``) behind onnxruntime's API. For onnxruntime it validates requested
+execution providers against what this build has, sets thread counts and the graph optimisation
+level, and warns when a request silently falls back to CPU (fastembed's habit: a user who asked
+for CUDA must learn they did not get it). ``make_session(path, options)`` is the short form for a
+graph file its caller already trusts (export's parity checks, the text encoder): it makes a plan
+for the file and opens it here too.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
+
+from bioclip_edge.runtime.engine.backends import OpenVinoSession
+from bioclip_edge.runtime.engine.bundle import Bundle, BundleError, sha256_file
+from bioclip_edge.runtime.engine.manifest import Variant
+from bioclip_edge.runtime.engine.plan import BACKEND_CHOICES, PRECISION_CHOICES, EnginePlan, SessionOptions
+from bioclip_edge.runtime.engine.selection import plan_file
+
+__all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "SessionOptions", "add_session_arguments", "make_session",
+           "open_session", "resolve_providers", "session_options_from"]
 
 log = logging.getLogger(__name__)
 
@@ -23,19 +36,6 @@ PROVIDER_ALIASES = {
     "coreml": "CoreMLExecutionProvider",
     "dml": "DmlExecutionProvider",
 }
-
-
-@dataclass(frozen=True)
-class SessionOptions:
-    providers: tuple[str, ...] = ("cpu",)
-    intra_op_threads: int | None = None  # None: onnxruntime's default (all physical cores)
-    inter_op_threads: int | None = 1
-    optimization: str = "all"  # disable | basic | extended | all
-    backend: str = "onnxruntime"  # onnxruntime | openvino | openvino-f32 | auto (see backends.py)
-
-
-BACKEND_CHOICES = ("auto", "onnxruntime", "openvino", "openvino-f32")  # see backends.py
-PRECISION_CHOICES = ("auto", "fp32", "fp16", "int8", "int8-static", "int8-nncf")  # see selection.py
 
 
 def add_session_arguments(parser, default_providers: str = "cpu") -> None:
@@ -76,22 +76,42 @@ def resolve_providers(requested: Sequence[str]) -> list[str]:
     return resolved
 
 
-def make_session(model_path: str | os.PathLike, options: SessionOptions = SessionOptions(), variant=None):
-    """A session for one ONNX file (external data beside it): onnxruntime, or OpenVINO behind the same API.
+def open_session(plan: EnginePlan, bundle: Bundle | None = None):
+    """The session a plan describes, after checking its graph: onnxruntime, or OpenVINO behind the same API.
+
+    With ``bundle``, the plan's variant must be the bundle's (same sha256: a plan made for another
+    export is refused) and the graph is hashed as the bundle was opened to (``model_path``).
+    Without one, ``plan.file`` is a path; it is hashed when the plan carries a sha256.
+    """
+    path = _checked_path(plan, bundle)
+    if plan.backend.startswith("openvino"):
+        return OpenVinoSession(path, exact_fp32=plan.backend == "openvino-f32", threads=plan.threads,
+                               static_shape=plan.static_shape, int8=plan.quantized)
+    return _onnxruntime_session(path, plan)
+
+
+def _checked_path(plan: EnginePlan, bundle: Bundle | None) -> Path:
+    if bundle is None:
+        path = Path(plan.file)
+        if plan.sha256 and sha256_file(path) != plan.sha256:
+            raise BundleError(f"{path}: sha256 does not match the plan's {plan.sha256[:12]}…; the file was replaced")
+        return path
+    variant = bundle.variant(plan.tower, name=plan.variant)
+    if plan.sha256 != variant.sha256 or plan.file != variant.file:
+        raise BundleError(f"{bundle.root}: the plan names {plan.variant} with sha256 {str(plan.sha256)[:12]}… "
+                          f"but the bundle's is {variant.sha256[:12]}…; make the plan from this bundle")
+    return bundle.model_path(variant)
+
+
+def make_session(model_path: str | os.PathLike, options: SessionOptions = SessionOptions(), variant: Variant | None = None):
+    """A session for one ONNX file its caller has checked (external data beside it).
 
     ``variant`` (the manifest's entry for the file, when known) lets ``auto`` pick per graph.
     """
-    from bioclip_edge.runtime.engine.backends import OpenVinoSession, choose_backend
-
-    quant = getattr(variant, "quantization", None) or {}
-    choice = choose_backend(options.backend, dynamic_int8=quant.get("mode") == "dynamic")
-    if choice.backend.startswith("openvino"):
-        return OpenVinoSession(model_path, exact_fp32=choice.backend == "openvino-f32", threads=options.intra_op_threads,
-                               int8=getattr(variant, "compute", None) == "int8")
-    return _onnxruntime_session(model_path, options)
+    return open_session(plan_file(model_path, options, variant))
 
 
-def _onnxruntime_session(model_path: str | os.PathLike, options: SessionOptions):
+def _onnxruntime_session(model_path: str | os.PathLike, plan: EnginePlan):
     import onnxruntime as ort
 
     levels = {
@@ -100,16 +120,16 @@ def _onnxruntime_session(model_path: str | os.PathLike, options: SessionOptions)
         "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
         "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
     }
-    if options.optimization not in levels:
-        raise ValueError(f"optimization {options.optimization!r} is not one of {sorted(levels)}")
+    if plan.optimization not in levels:
+        raise ValueError(f"optimization {plan.optimization!r} is not one of {sorted(levels)}")
     so = ort.SessionOptions()
-    so.graph_optimization_level = levels[options.optimization]
+    so.graph_optimization_level = levels[plan.optimization]
     so.log_severity_level = 3
-    if options.intra_op_threads:
-        so.intra_op_num_threads = int(options.intra_op_threads)
-    if options.inter_op_threads:
-        so.inter_op_num_threads = int(options.inter_op_threads)
-    providers = resolve_providers(options.providers)
+    if plan.threads:
+        so.intra_op_num_threads = int(plan.threads)
+    if plan.inter_op_threads:
+        so.inter_op_num_threads = int(plan.inter_op_threads)
+    providers = resolve_providers(plan.providers)
     session = ort.InferenceSession(str(Path(model_path)), sess_options=so, providers=providers)
     got = session.get_providers()
     if providers[0] not in got:

@@ -223,9 +223,13 @@ def _clean(value: Any) -> str:
     return str(value).replace("\x00", "").strip()
 
 
-# Our own cap (``max_pixels``) replaces Pillow's DecompressionBombWarning, which would otherwise
-# print once per large-but-legal image.
-warnings.filterwarnings("ignore", message=".*could be decompression bomb")
-# Damaged EXIF in an otherwise readable image is common on camera-trap cards and harmless here
-# (read_exif tolerates it); Pillow would print it to the console once per file.
-warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning)
+def quiet_pillow_warnings() -> None:
+    """Mute two Pillow warnings that say nothing to a user of the command line.
+
+    Our own cap (``max_pixels``) replaces Pillow's DecompressionBombWarning, which would otherwise
+    print once per large-but-legal image; damaged EXIF in an otherwise readable image is common on
+    camera-trap cards and harmless here (``read_exif`` tolerates it). Called by the CLI entry
+    point, never at import: a library must not change its host program's warning filters.
+    """
+    warnings.filterwarnings("ignore", message=".*could be decompression bomb")
+    warnings.filterwarnings("ignore", message=r"(Possibly )?[Cc]orrupt EXIF", category=UserWarning)

@@ -6,11 +6,17 @@ enough to keep it fed, never the whole card in memory (one 224 px image is 600 k
 
 A *prepare* function turns one ``ImageItem`` into a ``Prepared`` (pixels for one or more crops,
 or a failure reason); it never raises, so one bad file cannot stop the run.
+
+``BatchPlan`` is derived once from the request (``ImageRequest``) and owns every number of the
+flow: decode threads, how far decoding runs ahead, and the batch size. ``embed_stream`` only
+groups consecutive images until a batch is full; the model calls are the embedder's (``embed``
+splits a group into calls of the same ``batch_size``), so batching is decided in one place.
 """
 
 from __future__ import annotations
 
 import logging
+import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -18,8 +24,9 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 
-from bioclip_edge.runtime.images.decode import ImageDecodeError
+from bioclip_edge.runtime.images.decode import DecodeOptions, ImageDecodeError, load_image
 from bioclip_edge.runtime.images.discover import ImageItem
+from bioclip_edge.runtime.images.request import ImageRequest
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +37,44 @@ class Prepared:
     pixels: np.ndarray | None = None  # [n, 3, H, W]; n = 1 for a whole image, #crops otherwise
     failure: str | None = None
     info: dict[str, Any] = field(default_factory=dict)  # exif fields, size, anything the caller needs
+
+
+def default_threads() -> int:
+    """Decode threads: enough to keep one inference stream fed on small and large machines."""
+    return max(1, min(4, (os.cpu_count() or 2)))
+
+
+@dataclass(frozen=True)
+class BatchPlan:
+    """How images flow to the model, derived once from the request."""
+
+    batch_size: int  # images (or crops) per model call
+    threads: int  # decode threads; 0: decode inline
+
+    @classmethod
+    def from_request(cls, request: ImageRequest) -> "BatchPlan":
+        return cls(request.batch_size, default_threads() if request.threads is None else request.threads)
+
+    @property
+    def window(self) -> int:
+        """Images decoded ahead of the model: two batches, and enough to keep every thread busy."""
+        return max(2 * self.batch_size, 4 * max(self.threads, 1))
+
+    def chunks(self, n: int) -> Iterator[slice]:
+        """The model calls for ``n`` rows: ``batch_size`` rows each, the last one shorter."""
+        for start in range(0, n, self.batch_size):
+            yield slice(start, start + self.batch_size)
+
+
+def whole_image_preparer(transform: Callable[..., np.ndarray], decode: DecodeOptions) -> Callable[[ImageItem], Prepared]:
+    """Prepare one whole image: decode, the model's transform, EXIF and full size in ``info``."""
+
+    def prepare(item: ImageItem) -> Prepared:
+        decoded = load_image(item.path, decode)
+        pixels = transform(decoded.image, approximate=decoded.scale > 1)[None]
+        return Prepared(item, pixels=pixels, info={**decoded.exif, "width": decoded.width, "height": decoded.height})
+
+    return prepare
 
 
 def safe(prepare: Callable[[ImageItem], Prepared]) -> Callable[[ImageItem], Prepared]:
@@ -50,7 +95,8 @@ def safe(prepare: Callable[[ImageItem], Prepared]) -> Callable[[ImageItem], Prep
 
 
 def prepare_stream(items: Iterable[ImageItem], prepare: Callable[[ImageItem], Prepared], threads: int, window: int) -> Iterator[Prepared]:
-    """``prepare`` applied to every item, results in input order; ``threads=0`` runs inline."""
+    """``prepare`` applied to every item, results in input order; ``threads=0`` runs inline; at
+    most ``window`` images in flight (a ``BatchPlan`` gives both)."""
     prepare = safe(prepare)
     if threads <= 0:
         yield from map(prepare, items)
@@ -70,15 +116,22 @@ def prepare_stream(items: Iterable[ImageItem], prepare: Callable[[ImageItem], Pr
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-def embed_stream(prepared: Iterable[Prepared], embed: Callable[[np.ndarray], np.ndarray], batch_size: int) -> Iterator[tuple[Prepared, np.ndarray | None]]:
-    """Pack crops from consecutive images into batches of about ``batch_size``; yield each image
-    with its embeddings [n, dim] (None for failures) in input order."""
+def embedded(items: Iterable[ImageItem], prepare: Callable[[ImageItem], Prepared], embed: Callable[[np.ndarray], np.ndarray],
+             plan: BatchPlan) -> Iterator[tuple[Prepared, np.ndarray | None]]:
+    """Decode (``plan.threads`` ahead) and embed (``plan.batch_size`` per call): each image with its
+    embeddings, in input order."""
+    return embed_stream(prepare_stream(items, prepare, plan.threads, plan.window), embed, plan)
+
+
+def embed_stream(prepared: Iterable[Prepared], embed: Callable[[np.ndarray], np.ndarray], plan: BatchPlan) -> Iterator[tuple[Prepared, np.ndarray | None]]:
+    """Group consecutive images until their crops fill a batch (``embed`` makes the model calls);
+    yield each image with its embeddings [n, dim] (None for failures) in input order."""
     waiting: list[Prepared] = []
     count = 0
     for p in prepared:
         waiting.append(p)
         count += 0 if p.pixels is None else len(p.pixels)
-        if count >= batch_size:
+        if count >= plan.batch_size:
             yield from _flush(waiting, embed)
             waiting, count = [], 0
     if waiting:

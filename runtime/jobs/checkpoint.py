@@ -22,13 +22,9 @@ import time
 from pathlib import Path
 from typing import Any
 
-from bioclip_edge.errors import UserError
-from bioclip_edge.runtime.jobs.writers import write_atomic
-from bioclip_edge.runtime.jobs.fingerprint import ResumeMismatchError, check_fingerprint
-
-
-class CheckpointError(UserError, ValueError):
-    """A checkpoint that cannot be resumed from (or would be overwritten)."""
+from bioclip_edge.errors import CheckpointError, ResumeMismatchError
+from bioclip_edge.runtime.common.files import write_atomic
+from bioclip_edge.runtime.jobs.fingerprint import check_fingerprint
 
 
 def checkpoint_path(out: str | os.PathLike) -> Path:

@@ -19,6 +19,7 @@ any image is read.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass
 from functools import cached_property
@@ -29,49 +30,46 @@ import numpy as np
 
 from bioclip_edge.runtime.engine.bundle import Bundle
 from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile, crop_box
-from bioclip_edge.runtime.images.embedder import EmbedOptions, ImageEmbedder
-from bioclip_edge.runtime.images.decode import DecodeOptions, load_image
+from bioclip_edge.errors import OptionError
+from bioclip_edge.runtime.images.embedder import ImageEmbedder
+from bioclip_edge.runtime.images.decode import load_image
 from bioclip_edge.runtime.images.discover import ImageItem, discover
+from bioclip_edge.runtime.images.request import ImageRequest
 from bioclip_edge.runtime.labels.digest import label_matrix_sha256
 from bioclip_edge.runtime.labels.spec import resolve_labels
-from bioclip_edge.runtime.images.pipeline import Prepared, embed_stream, prepare_stream
-from bioclip_edge.runtime.engine.session import SessionOptions
-
-
-def default_threads() -> int:
-    """Decode threads: enough to keep one inference stream fed on small and large machines."""
-    return max(1, min(4, (os.cpu_count() or 2)))
+from bioclip_edge.runtime.images.pipeline import Prepared, embedded, whole_image_preparer
 
 
 @dataclass(frozen=True)
-class ClassifyOptions:
-    precision: str = "auto"  # see runtime.engine.selection
-    top_k: int = 5
-    batch_size: int = 16
-    threads: int | None = None  # decode threads; None: default_threads(); 0: decode inline
-    decode: DecodeOptions = DecodeOptions()
-    session: SessionOptions = SessionOptions(backend="auto")  # as the CLI: see runtime.engine.selection
+class ClassifyRequest(ImageRequest):
+    """What the user asked of a classification: the image request plus scoring and label text."""
+
+    top_k: int = 5  # labels kept per image or box
     recipe: str = "plain"  # text recipe for labels given as text
-    label_cache_dir: str | None = None
+    label_cache_dir: str | os.PathLike | None = None  # None: text labels' embeddings are not cached
+
+    def check(self) -> None:
+        super().check()
+        if self.top_k < 1:
+            raise OptionError(f"--top-k must be at least 1 (got {self.top_k})")
 
 
 class Classifier:
     """Load once, then ``predict(paths)`` / ``iter_predict(paths)`` / ``iter_detections(...)``."""
 
-    def __init__(self, bundle: Bundle | str | os.PathLike, labels: Any, options: ClassifyOptions | None = None, **overrides: Any):
-        options = options or ClassifyOptions()
-        if overrides:
-            options = ClassifyOptions(**{**options.__dict__, **overrides})
-        if options.top_k < 1:
-            raise ValueError(f"top_k must be at least 1, got {options.top_k}")
-        self.options = options
+    def __init__(self, bundle: Bundle | str | os.PathLike, labels: Any, request: ClassifyRequest | None = None, **fields: Any):
+        """``request`` as built by the command line, or its fields as keywords (``top_k=3,
+        precision="fp32"``); keywords given with a request replace its fields."""
+        request = request or ClassifyRequest()
+        if fields:
+            request = dataclasses.replace(request, **fields)
+        self.request = request
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
-        self.labels = resolve_labels(self.bundle, labels, options.recipe, options.label_cache_dir)
-        self.embedder = ImageEmbedder(self.bundle, options.precision, EmbedOptions(options.batch_size, options.session))
+        self.labels = resolve_labels(self.bundle, labels, request.recipe, request.label_cache_dir)
+        self.embedder = ImageEmbedder(self.bundle, request)
         self.transform = self.embedder.transform
         self.names: list[str] = list(self.labels.names)
-        self.top_k = min(options.top_k, len(self.names))
-        self.threads = default_threads() if options.threads is None else options.threads
+        self.top_k = min(request.top_k, len(self.names))
 
     # --- whole images -------------------------------------------------------------------
     def predict(self, inputs: Iterable[str | os.PathLike], relative: bool = False) -> list[dict[str, Any]]:
@@ -86,17 +84,12 @@ class Classifier:
         return self.iter_items(items)
 
     def iter_items(self, items: Iterable[ImageItem]) -> Iterator[dict[str, Any]]:
-        stream = prepare_stream(items, self._prepare_whole, self.threads, self._window())
-        for prepared, vectors in embed_stream(stream, self.embedder.embed, self.options.batch_size):
+        prepare = whole_image_preparer(self.transform, self.embedder.decode)
+        for prepared, vectors in embedded(items, prepare, self.embedder.embed, self.embedder.plan):
             record = _base_record(prepared)
             if vectors is not None:
                 record["predictions"] = self.top_predictions(vectors)[0]
             yield _order(record)
-
-    def _prepare_whole(self, item: ImageItem) -> Prepared:
-        decoded = load_image(item.path, self.options.decode)
-        pixels = self.transform(decoded.image, approximate=decoded.scale > 1)[None]
-        return Prepared(item, pixels=pixels, info={**decoded.exif, "width": decoded.width, "height": decoded.height})
 
     # --- MegaDetector boxes ---------------------------------------------------------------
     def iter_detections(
@@ -108,48 +101,47 @@ class Classifier:
         skip: Iterable[str] = (),
     ) -> Iterator[dict[str, Any]]:
         """Classify each detection of ``categories`` with conf >= threshold; one record per image,
-        in the file's order, carrying every detection (classified ones get ``predictions``)."""
-        wanted = detections.category_ids(categories)
-        done = set(skip)
-        root = Path(image_root)
-        entries = {}
+        in the file's order, carrying every detection (classified ones get ``predictions``).
+        Crops are cut from exact, full-resolution decodes (``request.fast_decode`` does not apply)."""
+        done, wanted = set(skip), detections.category_ids(categories)
+        entries: dict[int, tuple[dict[str, Any], list[int]]] = {}
         items = []
         for entry in detections.images:
-            if entry["file"] in done:
-                continue
-            path = Path(entry["file"]) if os.path.isabs(entry["file"]) else root / entry["file"]
-            problem = f"megadetector: {entry['failure']}" if entry.get("failure") else None
-            item = ImageItem(path, entry["file"], problem)
-            entries[id(item)] = (entry, _targets(entry, wanted, threshold))
-            items.append(item)
+            if entry["file"] not in done:
+                item = _detection_item(entry, Path(image_root))
+                entries[id(item)] = (entry, _targets(entry, wanted, threshold))
+                items.append(item)
 
         def prepare(item: ImageItem) -> Prepared:
-            entry, targets = entries[id(item)]
-            if not targets:  # nothing to classify: no need to decode the image
-                return Prepared(item, pixels=np.zeros((0, 3, *self.transform.size), np.float32), info={"targets": []})
-            decoded = load_image(item.path, self.options.decode)
-            crops = []
-            for index in targets:
-                box = crop_box(decoded.image.width, decoded.image.height,  # decoded size: a draft decode is smaller
-                                entry["detections"][index]["bbox"])
-                crops.append(self.transform(decoded.image.crop(box)))
-            info = {**decoded.exif, "width": decoded.width, "height": decoded.height, "targets": targets}
-            return Prepared(item, pixels=np.stack(crops), info=info)
+            return self._prepare_crops(item, *entries[id(item)])
 
-        stream = prepare_stream(items, prepare, self.threads, self._window())
-        for prepared, vectors in embed_stream(stream, self.embedder.embed, self.options.batch_size):
+        for prepared, vectors in embedded(items, prepare, self.embedder.embed, self.embedder.plan):
             entry, targets = entries.pop(id(prepared.item))
-            record = _base_record(prepared)
-            record.pop("predictions", None)
-            dets = [dict(d) for d in entry.get("detections") or []]
-            if vectors is not None and len(targets):
-                for index, predictions in zip(targets, self.top_predictions(vectors)):
-                    dets[index]["predictions"] = predictions
-            record["detections"] = dets if entry.get("detections") is not None else None
-            record["extra"] = {k: v for k, v in entry.items() if k not in ("file", "detections", "failure")}
-            if entry.get("failure"):  # MegaDetector could not read it either: keep its reason as is
-                record["md_failure"] = str(entry["failure"])
-            yield _order(record)
+            yield self._detection_record(prepared, vectors, entry, targets)
+
+    def _prepare_crops(self, item: ImageItem, entry: dict[str, Any], targets: list[int]) -> Prepared:
+        if not targets:  # nothing to classify: no need to decode the image
+            return Prepared(item, pixels=np.zeros((0, 3, *self.transform.size), np.float32), info={"targets": []})
+        decoded = load_image(item.path, self.embedder.crop_decode)
+        crops = []
+        for index in targets:
+            box = crop_box(decoded.image.width, decoded.image.height, entry["detections"][index]["bbox"])
+            crops.append(self.transform(decoded.image.crop(box)))
+        info = {**decoded.exif, "width": decoded.width, "height": decoded.height, "targets": targets}
+        return Prepared(item, pixels=np.stack(crops), info=info)
+
+    def _detection_record(self, prepared: Prepared, vectors: Any, entry: dict[str, Any], targets: list[int]) -> dict[str, Any]:
+        record = _base_record(prepared)
+        record.pop("predictions", None)
+        dets = [dict(d) for d in entry.get("detections") or []]
+        if vectors is not None and len(targets):
+            for index, predictions in zip(targets, self.top_predictions(vectors)):
+                dets[index]["predictions"] = predictions
+        record["detections"] = dets if entry.get("detections") is not None else None
+        record["extra"] = {k: v for k, v in entry.items() if k not in ("file", "detections", "failure")}
+        if entry.get("failure"):  # MegaDetector could not read it either: keep its reason as is
+            record["md_failure"] = str(entry["failure"])
+        return _order(record)
 
     # --- shared ---------------------------------------------------------------------------
     def top_predictions(self, vectors: np.ndarray) -> list[list[dict[str, Any]]]:
@@ -188,8 +180,15 @@ class Classifier:
             "bioclip_edge_version": __version__,
         }
 
-    def _window(self) -> int:
-        return max(2 * self.options.batch_size, 4 * max(self.threads, 1))
+    def decode_draft(self, detections: bool) -> tuple[int, int] | None:
+        """The draft size a run decodes with (None: exact): whole images may be fast, crops never."""
+        return None if detections else self.embedder.decode.draft_size
+
+
+def _detection_item(entry: dict[str, Any], root: Path) -> ImageItem:
+    path = Path(entry["file"]) if os.path.isabs(entry["file"]) else root / entry["file"]
+    problem = f"megadetector: {entry['failure']}" if entry.get("failure") else None
+    return ImageItem(path, entry["file"], problem)
 
 
 def _targets(entry: dict[str, Any], wanted: set[str], threshold: float) -> list[int]:

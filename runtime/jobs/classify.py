@@ -1,9 +1,14 @@
 """Classify images (or a MegaDetector file's boxes) into an output file that survives kills and
 can be extended: what ``bioclip-edge classify`` does after parsing its options, for Python too::
 
-    job = ClassifyJob(out=Path("predictions.csv"), fmt="csv", resume=True)
-    job.check_target()                      # before the model loads: writable, nothing replaced
-    summary = run_classify(Classifier(bundle, "labels/kenya.npz"), job, discover(["DCIM/"]))
+    from bioclip_edge.runtime import Classifier, ClassifyJob, run_classify
+
+    job = ClassifyJob(out="predictions.csv", resume=True)   # format from the suffix
+    summary = run_classify(Classifier("bundles/bioclip", "labels/kenya.npz"), job, ["DCIM/"])
+    print(summary.line())     # run it again after a kill: finished images are kept, not redone
+
+The command line calls the same ``run_classify``; it only checks the target and the inputs
+before the model loads (``job.check_target()``, ``job.items(inputs)``), as a Python caller may.
 
 The run's fingerprint (``run_fingerprint``) goes into the checkpoint and every output format, so
 ``resume=True`` can continue from a checkpoint *or* from a finished output (``previous_output``):
@@ -13,14 +18,17 @@ With ``--detections``, an image whose MegaDetector boxes changed since is classi
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
-from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile
+from bioclip_edge.errors import OptionError
+from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile, read_detections
 from bioclip_edge.runtime.images.discover import ImageItem
-from bioclip_edge.runtime.jobs.runner import JobConfig, JobSummary, check_job_target, run_job
-from bioclip_edge.runtime.jobs.writers import write_results
+from bioclip_edge.runtime.jobs.runner import JobConfig, JobSummary, check_job_target, job_items, run_job
+from bioclip_edge.runtime.jobs.writers import format_for, write_results
 from bioclip_edge.runtime.jobs.previous_output import read_finished_output
 from bioclip_edge.runtime.jobs.fingerprint import classify_fingerprint, decode_description, fingerprint_token
 
@@ -30,10 +38,13 @@ DEFAULT_NAMES = {"megadetector": "predictions.json", "csv": "predictions.csv", "
 
 @dataclass(frozen=True)
 class ClassifyJob:
-    """Where and how results are written; what is classified comes with ``run_classify``."""
+    """Where and how results are written; what is classified comes with ``run_classify``.
 
-    out: Path
-    fmt: str = "megadetector"
+    ``out`` may be a string; without it, ``predictions.json`` / ``.csv`` / ``.jsonl`` by ``fmt``.
+    ``fmt`` None: from ``out``'s suffix (MegaDetector JSON otherwise)."""
+
+    out: Path | None = None
+    fmt: str | None = None
     detections: DetectionsFile | None = None  # classify its boxes instead of whole images
     image_root: Path | None = None  # with detections: the folder its relative paths start from
     threshold: float = DEFAULT_THRESHOLD
@@ -45,6 +56,13 @@ class ClassifyJob:
     checkpoint_seconds: float = 60.0
     progress: bool | None = None
 
+    def __post_init__(self) -> None:
+        fmt = format_for(self.out or "", self.fmt)
+        object.__setattr__(self, "fmt", fmt)
+        object.__setattr__(self, "out", Path(self.out or DEFAULT_NAMES[fmt]))
+        if not 0.0 <= self.threshold <= 1.0:
+            raise OptionError(f"--detection-threshold must be between 0 and 1 (got {self.threshold})")
+
     @property
     def config(self) -> JobConfig:
         return JobConfig(out=Path(self.out), resume=self.resume, overwrite=self.overwrite,
@@ -55,12 +73,28 @@ class ClassifyJob:
         """Raise (exit 2) unless the output can be written without losing anything."""
         return check_job_target(self.config)
 
+    def with_detections(self, md_json: str | os.PathLike, inputs: Sequence[str | os.PathLike]) -> "ClassifyJob":
+        """This job on a MegaDetector file's boxes; ``inputs``: the one folder its relative paths start from."""
+        if len(inputs) != 1:
+            raise OptionError("with --detections, give exactly one INPUT: the folder the MegaDetector file's paths are relative to")
+        if not Path(inputs[0]).is_dir():
+            raise OptionError(f"{inputs[0]}: not a folder; with --detections, INPUT is the folder the MegaDetector file's paths start from")
+        return dataclasses.replace(self, detections=read_detections(md_json), image_root=Path(inputs[0]))
 
-def run_classify(clf: Any, job: ClassifyJob, items: Sequence[ImageItem] = ()) -> JobSummary:
-    """Classify ``items`` (whole images) or ``job.detections``' boxes into ``job.out``."""
+    def items(self, inputs: str | os.PathLike | Sequence[str | os.PathLike | ImageItem]) -> list[ImageItem]:
+        """The whole images ``inputs`` name (none with detections); inputs holding no image stop here."""
+        if self.detections is not None:
+            return []
+        return job_items(inputs, self.relative_paths)
+
+
+def run_classify(clf: Any, job: ClassifyJob, inputs: str | os.PathLike | Sequence[str | os.PathLike | ImageItem] = ()) -> JobSummary:
+    """Classify ``inputs`` (files, folders, lists, or ``ImageItem``s) or ``job.detections``' boxes into ``job.out``."""
+    items = job.items(inputs) if inputs else []
     fingerprint = classify_fingerprint(clf, detections=job.detections is not None, threshold=job.threshold,
                                        categories=job.categories, relative_paths=job.relative_paths)
-    meta = {**clf.describe(), "decode": decode_description(clf.options.decode.draft_size), "run_fingerprint": fingerprint}
+    draft = clf.decode_draft(job.detections is not None)
+    meta = {**clf.describe(), "decode": decode_description(draft), "run_fingerprint": fingerprint}
     produce, order = _work(clf, job, items)
     keep = _boxes_unchanged(job.detections) if job.detections is not None else None
 

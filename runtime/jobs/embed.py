@@ -7,12 +7,16 @@ backend, stored dtype, ``--relative-paths``, decoding; ``run_fingerprint``) must
 are kept byte for byte in their order (row numbers others already use stay valid), failed images
 are tried again and images new to the inputs are appended. The ``.npy`` is written before its
 index, so a kill between the two leaves an index that still describes the first rows of the
-``.npy``: the next ``resume`` reads only those.
+``.npy``: the next ``resume`` reads only those. From Python::
+
+    job = EmbedJob(out="embeddings.npy", resume=True)
+    summary = run_embed(ImageEmbedder(bundle, ImageRequest(precision="fp32")), job, ["photos/"])
+
+Decoding, batching and threads come from the embedder's request (``ImageRequest``), as given.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
@@ -22,16 +26,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bioclip_edge.errors import UserError
+from bioclip_edge.errors import EmbeddingsFileError, OptionError
 from bioclip_edge.runtime.images.discover import ImageItem
-from bioclip_edge.runtime.jobs.runner import OptionError, progress_bar
-from bioclip_edge.runtime.jobs.target import check_output_target
-from bioclip_edge.runtime.jobs.writers import write_atomic
+from bioclip_edge.runtime.jobs.runner import job_items
+from bioclip_edge.runtime.common.target import check_output_target
+from bioclip_edge.runtime.common.files import atomic_writer, write_atomic
+from bioclip_edge.runtime.common.progress import progress_bar
 from bioclip_edge.runtime.jobs.fingerprint import check_fingerprint, decode_description, embed_fingerprint
-
-
-class EmbeddingsFileError(UserError, ValueError):
-    """An existing embeddings pair that cannot be extended."""
 
 
 def sidecar_path(out: str | os.PathLike) -> Path:
@@ -42,12 +43,17 @@ def sidecar_path(out: str | os.PathLike) -> Path:
 
 @dataclass(frozen=True)
 class EmbedJob:
-    out: Path
+    """Where and how embeddings are written; what is embedded comes with ``run_embed``."""
+
+    out: Path = Path("embeddings.npy")  # a string is taken too
     dtype: str = "float32"
     relative_paths: bool = False  # only recorded here: the items carry their filepaths
     resume: bool = False
     overwrite: bool = False
     progress: bool | None = None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "out", Path(self.out))
 
     @property
     def sidecar(self) -> Path:
@@ -59,6 +65,10 @@ class EmbedJob:
             raise OptionError("--resume keeps the embeddings and --overwrite discards them; pass one of them")
         for path, what in ((self.out, "embeddings"), (self.sidecar, "embeddings index")):
             check_output_target(path, overwrite=self.overwrite, resume_flag="--resume", resuming=self.resume, what=what)
+
+    def items(self, inputs: str | os.PathLike | Sequence[str | os.PathLike | ImageItem]) -> list[ImageItem]:
+        """The images ``inputs`` name (see ``runner.job_items``)."""
+        return job_items(inputs, self.relative_paths)
 
 
 @dataclass
@@ -88,29 +98,32 @@ class EmbedSummary:
         return text + f"; {self.failed} of {self.inputs} failed; embeddings: {self.out}, index: {self.sidecar}"
 
 
-def run_embed(embedder: Any, job: EmbedJob, items: Sequence[ImageItem], threads: int, decode: Any) -> EmbedSummary:
-    """Embed ``items`` into ``job.out`` (+ index), extending an existing pair with ``job.resume``."""
+def run_embed(embedder: Any, job: EmbedJob, inputs: str | os.PathLike | Sequence[str | os.PathLike | ImageItem]) -> EmbedSummary:
+    """Embed ``inputs`` (files, folders, lists, or ``ImageItem``s) into ``job.out`` (+ index),
+    extending an existing pair with ``job.resume``."""
     job.check_targets()
-    fingerprint = embed_fingerprint(embedder, dtype=job.dtype, relative_paths=job.relative_paths, draft_size=decode.draft_size)
+    items = job.items(inputs)
+    fingerprint = embed_fingerprint(embedder, dtype=job.dtype, relative_paths=job.relative_paths,
+                                    draft_size=embedder.decode.draft_size)
     wanted = {item.filepath for item in items}
     kept, old_failures = _previous(job, fingerprint) if job.resume else (Embedded(), [])
     done = {im["filepath"] for im in kept.images}
     todo = [item for item in items if item.filepath not in done]
     new = Embedded(failures=[f for f in old_failures if f.get("filepath") not in wanted])  # not tried again: kept as they were
     start = time.monotonic()
-    _embed_into(new, embedder, todo, threads, decode, job.progress)
+    _embed_into(new, embedder, todo, job.progress)
     seconds = time.monotonic() - start
-    _write(job, kept, new, _sidecar_meta(embedder, job, fingerprint, decode), int(embedder.dim))
+    _write(job, kept, new, _sidecar_meta(embedder, job, fingerprint), int(embedder.dim))
     failed = sum(f.get("filepath") in wanted for f in new.failures)
     return EmbedSummary(job.out, job.sidecar, len(new.images), len(kept.images), failed, len(items), seconds)
 
 
-def _embed_into(new: Embedded, embedder: Any, todo: list[ImageItem], threads: int, decode: Any, progress: bool | None) -> None:
+def _embed_into(new: Embedded, embedder: Any, todo: list[ImageItem], progress: bool | None) -> None:
     from bioclip_edge.runtime.images.embedder import iter_embeddings
 
-    bar = progress_bar(len(todo), progress)
+    bar = progress_bar(len(todo), "img", "embedding", progress)
     try:
-        for prepared, vector in iter_embeddings(embedder, todo, threads, decode):
+        for prepared, vector in iter_embeddings(embedder, todo):
             bar.update(1)
             if vector is None:
                 new.failures.append({"filepath": prepared.item.filepath, "reason": prepared.failure})
@@ -121,7 +134,7 @@ def _embed_into(new: Embedded, embedder: Any, todo: list[ImageItem], threads: in
         bar.close()
 
 
-def _sidecar_meta(embedder: Any, job: EmbedJob, fingerprint: dict[str, Any], decode: Any) -> dict[str, Any]:
+def _sidecar_meta(embedder: Any, job: EmbedJob, fingerprint: dict[str, Any]) -> dict[str, Any]:
     model = embedder.bundle.manifest.model
     return {
         "embeddings": job.out.name,
@@ -133,7 +146,7 @@ def _sidecar_meta(embedder: Any, job: EmbedJob, fingerprint: dict[str, Any], dec
         "dim": int(embedder.dim),
         "dtype": job.dtype,
         "normalised": True,
-        "decode": decode_description(decode.draft_size),
+        "decode": decode_description(embedder.decode.draft_size),
         "random_weights": bool(model.source.random_weights),
         "run_fingerprint": fingerprint,
     }
@@ -186,19 +199,7 @@ def _write(job: EmbedJob, kept: Embedded, new: Embedded, meta: dict[str, Any], d
     if new.rows:
         parts.append(np.stack(new.rows).astype(job.dtype))
     matrix = np.concatenate(parts) if parts else np.zeros((0, dim), dtype=job.dtype)
-    buf = io.BytesIO()
-    np.save(buf, matrix)
-    _write_bytes_atomic(job.out, buf.getvalue())
+    with atomic_writer(job.out) as fh:
+        np.save(fh, matrix)
     index = {**meta, "images": kept.images + new.images, "failures": new.failures}
     write_atomic(job.sidecar, json.dumps(index, indent=1, ensure_ascii=False) + "\n")
-
-
-def _write_bytes_atomic(path: Path, data: bytes) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path

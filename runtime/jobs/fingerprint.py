@@ -29,7 +29,7 @@ import hashlib
 import json
 from typing import Any
 
-from bioclip_edge.errors import UserError
+from bioclip_edge.errors import ResumeMismatchError
 
 FINGERPRINT_VERSION = 2
 VERSION_KEY = "fingerprint_version"
@@ -52,10 +52,6 @@ FIELDS: dict[str, str] = {
 }
 DESCRIPTIONS = {**FIELDS, "dtype": "--dtype"}  # embed's fingerprint adds the stored dtype
 REMEDY = "use the same bundle, labels and options to continue, or pass --overwrite to start over"
-
-
-class ResumeMismatchError(UserError, ValueError):
-    """Stored work that was made differently from this run: extending it would mix results."""
 
 
 def decode_description(draft_size: Any) -> str:
@@ -83,7 +79,7 @@ def classify_fingerprint(clf: Any, *, detections: bool, threshold: float | None,
         "detection_threshold": threshold if detections else None,
         "detection_categories": (sorted(categories) if categories is not None else "all") if detections else None,
         "relative_paths": bool(relative_paths),
-        "decode": "exact" if clf.options.decode.draft_size is None else "fast",
+        "decode": "exact" if clf.decode_draft(detections) is None else "fast",
     }
 
 

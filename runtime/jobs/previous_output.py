@@ -25,17 +25,13 @@ import os
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-from bioclip_edge.errors import UserError
+from bioclip_edge.errors import PreviousOutputError
 from bioclip_edge.runtime.jobs.writers import EXIF_FIELDS
 from bioclip_edge.runtime.jobs.fingerprint import REMEDY, check_fingerprint, check_token
 
 Record = dict[str, Any]
 SIZE_FIELDS = ("width", "height")
 BOX_COLUMNS = ("detection", "detection_category", "detection_conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
-
-
-class PreviousOutputError(UserError, ValueError):
-    """A finished output that cannot be read back to be extended."""
 
 
 def read_finished_output(path: str | os.PathLike, fmt: str, fingerprint: dict[str, Any], names: Sequence[str]) -> list[Record]:

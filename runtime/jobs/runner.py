@@ -15,21 +15,19 @@ producer of result records and makes sure that
 
 from __future__ import annotations
 
-import sys
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, Iterator, Sequence
 
-from bioclip_edge.errors import UserError
+from bioclip_edge.errors import OptionError
+from bioclip_edge.runtime.images.discover import ImageItem, discover, require_images
 from bioclip_edge.runtime.jobs.checkpoint import Checkpoint, CheckpointError
-from bioclip_edge.runtime.jobs.target import check_output_target
+from bioclip_edge.runtime.common.progress import progress_bar
+from bioclip_edge.runtime.common.target import check_output_target
 
 Record = dict[str, Any]
-
-
-class OptionError(UserError, ValueError):
-    """A bad option or combination of options (exit 2, nothing was done)."""
 
 
 @dataclass(frozen=True)
@@ -67,6 +65,16 @@ class JobSummary:
                 text += f" ({self.not_in_inputs} of them no longer among the inputs)"
         text += f"; {self.failed} of {self.total} failed" if self.failed else f"; none of {self.total} failed"
         return text + f"; results: {self.out}"
+
+
+def job_items(inputs: str | os.PathLike | Sequence[str | os.PathLike | ImageItem], relative: bool) -> list[ImageItem]:
+    """What a job runs on: ``ImageItem``s as given, or the images that files, folders and .txt
+    lists name; inputs holding no image stop here, before the model loads (almost always a typo)."""
+    if isinstance(inputs, (str, os.PathLike)):
+        inputs = [inputs]  # one folder or file, not a string of characters
+    if all(isinstance(i, ImageItem) for i in inputs):
+        return list(inputs)  # type: ignore[arg-type]
+    return require_images(discover(inputs, relative=relative), inputs)  # type: ignore[arg-type]
 
 
 def is_failed(record: Record) -> bool:
@@ -162,7 +170,7 @@ def _unique(records: list[Record]) -> list[Record]:
 def _produce_into(checkpoint: Checkpoint, records: Iterator[Record], todo: int | None, progress: bool | None) -> int:
     """Drain ``records`` into the checkpoint; on any exit, save what is finished."""
     processed = 0
-    bar = progress_bar(todo, progress)
+    bar = progress_bar(todo, "img", "classifying", progress)
     try:
         for record in records:
             checkpoint.add(record)
@@ -189,18 +197,3 @@ def _in_order(records: list[Record], order: list[str] | None) -> list[Record]:
     rank = {name: i for i, name in enumerate(order)}
     return sorted(records, key=lambda r: rank.get(r["filepath"], len(rank)))
 
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def progress_bar(total: int | None, enabled: bool | None):
-    if enabled is False or (enabled is None and not sys.stderr.isatty()):
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="img", desc="classifying", dynamic_ncols=True, smoothing=0.05, file=sys.stderr)

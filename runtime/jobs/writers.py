@@ -48,6 +48,8 @@ import os
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
+from bioclip_edge.runtime.common.files import write_atomic
+
 FORMATS = ("megadetector", "csv", "jsonl")
 MD_FORMAT_VERSION = "1.6"  # MegaDetector's current_format_version (detection/run_detector_batch.py)
 TYPICAL_THRESHOLD_CHANCE_MULTIPLE = 5.0  # typical threshold = this x the uniform share 1 / N ...
@@ -65,18 +67,6 @@ def format_for(path: str | os.PathLike, fmt: str | None) -> str:
         return fmt
     suffix = Path(path).suffix.lower()
     return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "megadetector")
-
-
-def write_atomic(path: str | os.PathLike, text: str) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    with open(tmp, "w", encoding="utf-8", newline="") as fh:
-        fh.write(text)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    return path
 
 
 def write_results(

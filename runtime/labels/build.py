@@ -17,11 +17,12 @@ import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
 from bioclip_edge.errors import UserError
+from bioclip_edge.runtime.common.files import atomic_writer
+from bioclip_edge.runtime.common.progress import progress_bar
 from bioclip_edge.runtime.labels.store import write_label_file
 from bioclip_edge.runtime.labels.matrix import _now, bundle_info
 from bioclip_edge.runtime.text.recipes import Recipe, embed_texts, get_recipe, tol_text
@@ -125,7 +126,7 @@ def build_label_matrix(bundle, table: LabelTable, out: str | os.PathLike, recipe
     An existing ``out`` is replaced only with ``overwrite``: the check runs before the text tower
     loads, so a build that would be refused costs nothing.
     """
-    from bioclip_edge.runtime.jobs.target import check_output_target
+    from bioclip_edge.runtime.common.target import check_output_target
     from bioclip_edge.runtime.engine.session import SessionOptions
     from bioclip_edge.runtime.text.encoder import TextEncoder
 
@@ -138,17 +139,16 @@ def build_label_matrix(bundle, table: LabelTable, out: str | os.PathLike, recipe
     parts = out.with_name(out.name + ".parts")
     key = _build_key(texts, rec.name, encoder.fingerprint, per_chunk)
     _prepare_parts(parts, key)
-    bar = _bar(len(texts), progress)
+    bar = progress_bar(len(texts), "label", "building labels", enabled=bool(progress))
     try:
         for i, chunk in chunks:
             part = parts / f"chunk_{i:06d}.npy"
             if not part.is_file():
-                _save_atomic(part, embed_texts(encoder, chunk, rec, batch_size=batch_size))
-            if bar is not None:
-                bar.update(len(chunk))
+                with atomic_writer(part) as fh:
+                    np.save(fh, np.asarray(embed_texts(encoder, chunk, rec, batch_size=batch_size), dtype=np.float32))
+            bar.update(len(chunk))
     finally:
-        if bar is not None:
-            bar.close()
+        bar.close()
     columns = {NAME_COLUMN: table.names, **table.columns}
     meta = {"recipe": rec.name, "bundle": bundle_info(bundle, encoder.variant), "created_at": _now(),
             "source": {"kind": "build", "file": source, "labels": len(texts)}, "note": ""}
@@ -183,17 +183,3 @@ def _prepare_parts(parts: Path, key: str) -> None:
     parts.mkdir(parents=True)
     state.write_text(json.dumps({"key": key, "started": _now()}))
 
-
-def _save_atomic(path: Path, array: np.ndarray) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.save(fh, np.asarray(array, dtype=np.float32))
-    os.replace(tmp, path)
-
-
-def _bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="label", desc="building labels", smoothing=0.05)

@@ -92,7 +92,7 @@ def import_tol(bundle, emb_path: str | os.PathLike, names_path: str | os.PathLik
 
     An existing ``out`` is replaced only with ``overwrite``, checked before the 2.6 GB matrix is read.
     """
-    from bioclip_edge.runtime.jobs.target import check_output_target
+    from bioclip_edge.runtime.common.target import check_output_target
 
     out = check_output_target(out, overwrite=overwrite, what="label file")
     emb_path, names_path = Path(emb_path), Path(names_path)

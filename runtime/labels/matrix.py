@@ -226,13 +226,19 @@ class LabelMatrix:
     def topk(self, image_embeddings: np.ndarray, k: int = 5, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(indices [B, k], softmax probabilities over all N labels [B, k]), best first."""
         emb = self._check_embeddings(image_embeddings)
-        idx, probs, _ = scoring.topk(self.matrix, self.scales, emb, k, self.score_spec, block_rows)
+        idx, probs, _ = scoring.topk(self.matrix, self.scales, emb, k, self.score_spec, block_rows, self.scoring_engine)
         return idx, probs
 
-    def topk_logits(self, image_embeddings: np.ndarray, k: int = 5, block_rows: int | None = None):
-        """(indices, probabilities, logits): the logits are scale * cosine (+ bias)."""
-        emb = self._check_embeddings(image_embeddings)
-        return scoring.topk(self.matrix, self.scales, emb, k, self.score_spec, block_rows)
+    @property
+    def scoring_engine(self) -> Any:
+        """The scoring engine (``scoring_engine.EngineChoice``, plain data), chosen once for this
+        matrix on first use: every batch of a run is scored the same way, without re-reading
+        ``BIOCLIP_EDGE_SCORING_ENGINE`` or the CPU."""
+        if getattr(self, "_scoring_engine", None) is None:
+            from bioclip_edge.runtime.labels.scoring_engine import choose_engine
+
+            self._scoring_engine = choose_engine("auto", self.n, self.dim)
+        return self._scoring_engine
 
     def rollup(self, image_embeddings: np.ndarray, rank: str, k: int = 5, block_rows: int | None = None
                ) -> list[list[tuple[tuple[str, ...], float]]]:
@@ -329,7 +335,7 @@ class LabelMatrix:
             "recipe": self.recipe, "columns": list(self.columns), "taxonomy": self.has_taxonomy,
             "model_id": info.get("model_id"), "architecture": info.get("architecture"),
             "random_weights": info.get("random_weights"), "text_sha256": info.get("text_sha256"),
-            "logit_scale": info.get("logit_scale"), "scoring_engine": scoring.engine_summary(self.n, self.dim), "created_at": self.meta.get("created_at"), "note": self.meta.get("note", ""),
+            "logit_scale": info.get("logit_scale"), "scoring_engine": scoring.engine_summary(self.n, self.dim, self.scoring_engine), "created_at": self.meta.get("created_at"), "note": self.meta.get("note", ""),
         }
 
 

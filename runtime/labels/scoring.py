@@ -10,9 +10,12 @@ array ever exists, and peak memory is one block, whatever N is.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
+
+if TYPE_CHECKING:
+    from bioclip_edge.runtime.labels.scoring_engine import EngineChoice
 
 DEFAULT_BLOCK_BYTES = 32 << 20  # one float32 block of label rows
 
@@ -69,19 +72,21 @@ class _RunningLSE:
 
 
 def topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_rows: int | None = None,
-         engine: str = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         engine: "str | EngineChoice" = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k rows per image: (indices [B, k] int64, probabilities [B, k], logits [B, k]).
 
-    ``engine`` (``scoring_engine.choose_engine``): ``auto`` runs large matrices on OpenVINO when it
-    is installed (~10x faster on fp16 matrices, same top-k) and everything else here, in numpy.
-    ``block_rows`` is in the chosen engine's rows.
+    ``engine``: an ``EngineChoice`` made once by the caller (``LabelMatrix.scoring_engine``: the
+    same choice for every batch of a run), or a name that ``scoring_engine.choose_engine`` resolves
+    now: ``auto`` runs large matrices on OpenVINO when it is installed (~10x faster on fp16
+    matrices, same top-k) and everything else here, in numpy. ``block_rows`` is in the chosen
+    engine's rows.
     """
-    from bioclip_edge.runtime.labels.scoring_engine import choose_engine, openvino_topk
+    from bioclip_edge.runtime.labels.scoring_engine import EngineChoice, choose_engine, openvino_topk
 
     emb = np.atleast_2d(np.asarray(emb, dtype=np.float32))
     if emb.shape[1] != matrix.shape[1]:
         raise ValueError(f"image embeddings have dim {emb.shape[1]} but the label matrix has dim {matrix.shape[1]}")
-    choice = choose_engine(engine, matrix.shape[0], matrix.shape[1])
+    choice = engine if isinstance(engine, EngineChoice) else choose_engine(engine, matrix.shape[0], matrix.shape[1])
     if choice.engine == "openvino":
         return openvino_topk(matrix, scales, emb, k, spec, choice.precision, block_rows)
     return numpy_topk(matrix, scales, emb, k, spec, block_rows)
@@ -180,9 +185,9 @@ def brute_force_probs(matrix, scales, emb: np.ndarray, spec: ScoreSpec) -> np.nd
     return e / e.sum(axis=1, keepdims=True)
 
 
-def engine_summary(n: int, dim: int, engine: str = "auto") -> str:
+def engine_summary(n: int, dim: int, engine: "str | EngineChoice" = "auto") -> str:
     """Which engine ``topk`` runs for an [n, dim] matrix, and why (said by ``labels info``)."""
-    from bioclip_edge.runtime.labels.scoring_engine import choose_engine
+    from bioclip_edge.runtime.labels.scoring_engine import EngineChoice, choose_engine
 
-    choice = choose_engine(engine, n, dim)
+    choice = engine if isinstance(engine, EngineChoice) else choose_engine(engine, n, dim)
     return f"{choice.label} ({choice.reason})"

@@ -71,6 +71,9 @@ class ScoringEngineError(UserError):
 
 @dataclass(frozen=True)
 class EngineChoice:
+    """The scoring plan: made once per label matrix (``choose_engine``), then passed to every
+    ``scoring.topk`` call as data, so batches never re-read the environment or the CPU."""
+
     engine: str  # numpy | openvino
     precision: str  # f32 | f16 | bf16: the precision that ranks candidates
     reason: str  # said in summaries and benchmarks: why this one
@@ -78,6 +81,13 @@ class EngineChoice:
     @property
     def label(self) -> str:
         return "numpy fp32 blocks" if self.engine == "numpy" else f"OpenVINO {self.precision} + exact fp32 rescoring"
+
+    def to_dict(self) -> dict[str, str]:
+        return {"engine": self.engine, "precision": self.precision, "reason": self.reason}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, str]) -> "EngineChoice":
+        return cls(str(data["engine"]), str(data["precision"]), str(data.get("reason", "")))
 
 
 def fast_precision(caps: tuple[str, ...]) -> str:

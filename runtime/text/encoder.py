@@ -15,6 +15,8 @@ from typing import Sequence
 import numpy as np
 
 from bioclip_edge.errors import UserError
+from bioclip_edge.runtime.common.arrays import normalize_rows
+from bioclip_edge.runtime.common.progress import progress_bar
 from bioclip_edge.runtime.engine.session import SessionOptions, make_session
 from bioclip_edge.runtime.text.tokenizer import Tokenizer, pad_ids
 
@@ -67,16 +69,14 @@ class TextEncoder:
         if lengths.max() > self.context_length:
             raise TextEncoderError(f"token ids longer than the context length {self.context_length}; tokenise with Tokenizer.encode")
         order = np.argsort(lengths, kind="stable")
-        bar = _progress_bar(n, progress)
+        bar = progress_bar(n, "label", "embedding labels", enabled=bool(progress))
         try:
             for start in range(0, n, batch_size):
                 rows = order[start : start + batch_size]
                 out[rows] = self._run([id_lists[i] for i in rows])
-                if bar is not None:
-                    bar.update(len(rows))
+                bar.update(len(rows))
         finally:
-            if bar is not None:
-                bar.close()
+            bar.close()
         return out
 
     def _run(self, batch: list[np.ndarray]) -> np.ndarray:
@@ -87,17 +87,3 @@ class TextEncoder:
         (emb,) = self.session.run([self.variant.output_name], {self.variant.input_name: ids.astype(self._id_dtype, copy=False)})
         return normalize_rows(np.asarray(emb, dtype=np.float32))
 
-
-def normalize_rows(x: np.ndarray) -> np.ndarray:
-    """L2-normalise rows in float32 (fp16 graphs return fp16; all-zero rows stay zero)."""
-    x = np.asarray(x, dtype=np.float32)
-    norms = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.maximum(norms, 1e-12)
-
-
-def _progress_bar(total: int, enabled: bool):
-    if not enabled:
-        return None
-    from tqdm import tqdm
-
-    return tqdm(total=total, unit="label", desc="embedding labels", smoothing=0.05)

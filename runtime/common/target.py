@@ -18,11 +18,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from bioclip_edge.errors import UserError
-
-
-class OutputTargetError(UserError, ValueError):
-    """An output path that cannot or must not be written."""
+from bioclip_edge.errors import OutputTargetError
 
 
 def check_output_target(path: str | os.PathLike, *, overwrite: bool, resume_flag: str | None = None,

@@ -1,0 +1,41 @@
+"""What the user asked of an image job, as one frozen value.
+
+The command line builds it once from its arguments (``runtime.cli.options``), the Python API from
+keyword arguments; after that it is passed down unchanged: the embedder, the classifier and the
+jobs read the fields they need from it. What *follows* from it is derived once, by its owner:
+the engine choice by ``runtime.engine`` (from ``precision`` and ``session``), the transform and
+the decode options by ``ImageEmbedder`` (it knows the model's input size, which ``fast_decode``
+needs), the batch plan by ``runtime.images.pipeline.BatchPlan``. So no layer re-wraps options,
+and a new option is one field here plus the one place that uses it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from bioclip_edge.errors import OptionError
+from bioclip_edge.runtime.engine.session import SessionOptions
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """Inference and decoding, as asked; ``check`` refuses impossible values before any work."""
+
+    precision: str = "auto"  # a variant precision or auto: see runtime.engine.selection
+    batch_size: int = 16  # images (or crops) per model call
+    threads: int | None = None  # decode threads; None: BatchPlan's default; 0: decode inline
+    max_pixels: int | None = None  # decompression-bomb guard; None: decode.DEFAULT_MAX_PIXELS
+    fast_decode: bool = False  # JPEGs at reduced scale (whole images only); see ImageTransform.draft_size
+    session: SessionOptions = SessionOptions(backend="auto")  # as the CLI: see runtime.engine.selection
+
+    def __post_init__(self) -> None:
+        self.check()
+
+    def check(self) -> None:
+        """Raise ``OptionError`` (exit 2) naming the command-line option, as users of both APIs read it."""
+        if self.batch_size < 1:
+            raise OptionError(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if self.threads is not None and self.threads < 0:
+            raise OptionError(f"--threads must be 0 or more (got {self.threads})")
+        if self.max_pixels is not None and self.max_pixels < 1:
+            raise OptionError(f"--max-pixels must be positive (got {self.max_pixels})")
