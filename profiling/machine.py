@@ -54,14 +54,6 @@ class MachineInfo:
     affinity_cores: int | None = None  # cores this process may use (containers often limit it)
     versions: dict[str, str] = field(default_factory=dict)
 
-    @property
-    def has_amx(self) -> bool:
-        return "AMX" in self.isa
-
-    @property
-    def has_vnni(self) -> bool:
-        return any("VNNI" in f for f in self.isa) or "NEON dot product" in self.isa
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["isa"] = list(self.isa)

@@ -42,10 +42,6 @@ class Hardware:
     peak_note: str
     estimate: bool = True
 
-    @property
-    def short_name(self) -> str:
-        return self.name.split(" (")[0]
-
     def rate(self, precision: str) -> tuple[str, tuple[float, float]]:
         """(arithmetic used, GFLOP/s range); no silent fallback to another precision's rate.
 

@@ -66,6 +66,19 @@ def test_runtime_never_imports_export_profiling_or_the_cli():
     assert not upward, f"runtime imports upward: {sorted(upward)}"
 
 
+RUNTIME_LAYERS = ("common", "engine", "images", "text", "labels", "jobs", "cli")  # README: Architecture
+
+
+def test_runtime_sub_packages_import_only_those_below_them():
+    def layer(module: str) -> int | None:
+        parts = module.split(".")
+        return RUNTIME_LAYERS.index(parts[2]) if len(parts) > 2 and parts[2] in RUNTIME_LAYERS else None
+
+    upward = [(m, t) for m, targets in graph().items() if m.startswith("bioclip_edge.runtime.") for t in targets
+              if layer(m) is not None and layer(t) is not None and layer(t) > layer(m)]
+    assert not upward, f"imports against the sub-package order {RUNTIME_LAYERS}: {upward}"
+
+
 def test_no_import_cycles_between_modules():
     edges = {m: {t for t in ts if not _is_package(t)} for m, ts in graph().items() if not _is_package(m)}
     cycles = [c for c in _strongly_connected(edges) if len(c) > 1]

@@ -47,7 +47,7 @@ def matrix(labels, tax=None, dtype="fp32") -> LabelMatrix:
 
 
 def brute(labels, images):
-    probs = scoring.brute_force_probs(labels, None, images, scoring.ScoreSpec(100.0))
+    probs = brute_force_probs(labels, None, images, scoring.ScoreSpec(100.0))
     return probs, np.argsort(-probs, axis=1, kind="stable")
 
 
@@ -64,7 +64,7 @@ def test_fp32_topk_equals_brute_force(data):
 def test_softmax_is_over_all_labels(data):
     labels, images, _ = data
     m = matrix(labels)
-    lse = scoring.log_sum_exp(m.matrix, None, images, m.score_spec, block_rows=777)
+    lse = log_sum_exp(m.matrix, None, images, m.score_spec, block_rows=777)
     logits = (images @ labels.T).astype(np.float64) * 100.0
     ref = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
     np.testing.assert_allclose(lse, ref, rtol=1e-6)
@@ -176,7 +176,7 @@ def test_openvino_softmax_exact_when_the_tail_dominates(data, engine):
     stored = labels.astype(np.float16)
     spec = scoring.ScoreSpec(1.0, logit_bias=-3.0)
     idx, probs, logits = scoring.topk(stored, None, images[:8], 5, spec, engine=engine)
-    ref = scoring.brute_force_probs(stored, None, images[:8], spec)
+    ref = brute_force_probs(stored, None, images[:8], spec)
     np.testing.assert_array_equal(idx, np.argsort(-ref, axis=1, kind="stable")[:, :5])
     np.testing.assert_allclose(probs, np.take_along_axis(ref, idx, axis=1), rtol=1e-4)
     cos = (images[:8] @ stored.astype(np.float32).T)
@@ -236,3 +236,26 @@ def test_summary_names_the_engine(data, monkeypatch):
     monkeypatch.delenv(scoring_engine.ENGINE_ENV, raising=False)
     labels, _, _ = data
     assert matrix(labels[:100]).summary()["scoring_engine"].startswith("numpy fp32 blocks (auto: ")
+
+
+# ---- references: the plain computations the blocked scorer must reproduce ----------------------
+
+def brute_force_probs(matrix, scales, emb: np.ndarray, spec: scoring.ScoreSpec) -> np.ndarray:
+    """The full [B, N] softmax in one product (small N only)."""
+    rows = np.asarray(matrix, dtype=np.float32)
+    if scales is not None:
+        rows = rows * np.asarray(scales, dtype=np.float32)[:, None]
+    logits = np.asarray(emb, dtype=np.float32) @ rows.T * spec.logit_scale + (spec.logit_bias or 0.0)
+    logits = logits.astype(np.float64)
+    logits -= logits.max(axis=1, keepdims=True)
+    e = np.exp(logits)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def log_sum_exp(matrix, scales, emb: np.ndarray, spec: scoring.ScoreSpec, block_rows: int) -> np.ndarray:
+    """The scorer's running log-sum-exp over blocks of ``block_rows`` label rows."""
+    emb = np.atleast_2d(np.asarray(emb, dtype=np.float32))
+    lse = scoring._RunningLSE(emb.shape[0])
+    for _, logits in scoring.iter_logits(matrix, scales, emb, spec, block_rows):
+        lse.add(logits)
+    return lse.value

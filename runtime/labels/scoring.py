@@ -142,14 +142,6 @@ def _select(index: np.ndarray, logit: np.ndarray, k: int) -> tuple[np.ndarray, n
     return out_i, out_l
 
 
-def log_sum_exp(matrix, scales, emb: np.ndarray, spec: ScoreSpec, block_rows: int | None = None) -> np.ndarray:
-    emb = np.atleast_2d(np.asarray(emb, dtype=np.float32))
-    lse = _RunningLSE(emb.shape[0])
-    for _, logits in iter_logits(matrix, scales, emb, spec, block_rows or block_rows_for(matrix.shape[1])):
-        lse.add(logits)
-    return lse.value
-
-
 def group_probs(matrix, scales, emb: np.ndarray, spec: ScoreSpec, group_ids: np.ndarray, n_groups: int,
                 block_rows: int | None = None) -> np.ndarray:
     """Softmax over all rows, summed per group: [B, n_groups] float64 (rows sum to 1).
@@ -171,18 +163,6 @@ def group_probs(matrix, scales, emb: np.ndarray, spec: ScoreSpec, group_ids: np.
             sums[row, uniq] += np.bincount(inv, weights=weights[row], minlength=len(uniq))
         run_max = new_max
     return sums / sums.sum(axis=1, keepdims=True)
-
-
-def brute_force_probs(matrix, scales, emb: np.ndarray, spec: ScoreSpec) -> np.ndarray:
-    """Reference: the full [B, N] softmax in one product (small N only: tests and tiny matrices)."""
-    rows = np.asarray(matrix, dtype=np.float32)
-    if scales is not None:
-        rows = rows * np.asarray(scales, dtype=np.float32)[:, None]
-    logits = np.asarray(emb, dtype=np.float32) @ rows.T * spec.logit_scale + (spec.logit_bias or 0.0)
-    logits = logits.astype(np.float64)
-    logits -= logits.max(axis=1, keepdims=True)
-    e = np.exp(logits)
-    return e / e.sum(axis=1, keepdims=True)
 
 
 def engine_summary(n: int, dim: int, engine: "str | EngineChoice" = "auto") -> str:

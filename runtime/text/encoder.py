@@ -17,7 +17,9 @@ import numpy as np
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.common.arrays import normalize_rows
 from bioclip_edge.runtime.common.progress import progress_bar
-from bioclip_edge.runtime.engine.session import SessionOptions, make_session
+from bioclip_edge.runtime.engine.plan import SessionOptions
+from bioclip_edge.runtime.engine.selection import make_plan
+from bioclip_edge.runtime.engine.session import open_session
 from bioclip_edge.runtime.text.tokenizer import Tokenizer, pad_ids
 
 
@@ -30,10 +32,11 @@ class TextEncoder:
 
     def __init__(self, bundle, precision: str = "fp32", options: SessionOptions = SessionOptions(), variant_name: str | None = None):
         self.bundle = bundle
-        self.variant = bundle.variant("text", precision, name=variant_name)
+        self.plan = make_plan(bundle, "text", precision, options, variant_name)
+        self.variant = bundle.variant("text", name=self.plan.variant)
         self.tokenizer = Tokenizer.from_bundle(bundle)
         self.dim = int(bundle.manifest.model.embed_dim)
-        self.session = make_session(bundle.model_path(self.variant), options, self.variant)
+        self.session = open_session(self.plan, bundle)
         inputs = {i.name: i for i in self.session.get_inputs()}
         if self.variant.input_name not in inputs:
             raise TextEncoderError(
