@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from bioclip_edge.errors import UserError
+from bioclip_edge.runtime.common.files import write_atomic
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
@@ -226,11 +227,7 @@ class Manifest:
         return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False) + "\n"
 
     def write(self, folder: Path) -> Path:
-        path = Path(folder) / MANIFEST_NAME
-        tmp = path.with_suffix(".json.tmp")
-        tmp.write_text(self.to_json(), encoding="utf-8")
-        tmp.replace(path)
-        return path
+        return write_atomic(Path(folder) / MANIFEST_NAME, self.to_json())
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], where: str = MANIFEST_NAME) -> "Manifest":

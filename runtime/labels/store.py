@@ -25,11 +25,12 @@ import os
 import struct
 import zipfile
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, BinaryIO, Iterable, Iterator
 
 import numpy as np
 
 from bioclip_edge.errors import UserError
+from bioclip_edge.runtime.common.files import atomic_writer
 
 FORMAT = "bioclip-edge-labels"
 FORMAT_VERSION = 1
@@ -124,8 +125,8 @@ def encode_column(values: list[str]) -> bytes:
 class _Writer:
     """Writes members of an uncompressed zip with 64-byte-aligned array data."""
 
-    def __init__(self, path: Path):
-        self.zf = zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
+    def __init__(self, stream: BinaryIO):
+        self.zf = zipfile.ZipFile(stream, "w", compression=zipfile.ZIP_STORED, allowZip64=True)
 
     def _open(self, name: str, header_len: int):
         info = zipfile.ZipInfo(name, date_time=(1980, 1, 1, 0, 0, 0))
@@ -182,7 +183,6 @@ def write_label_file(
         if len(values) != n:
             raise ValueError(f"column {name!r} has {len(values)} values for {n} labels")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".partial")
     scales: list[np.ndarray] = []
 
     def stored_blocks() -> Iterator[np.ndarray]:
@@ -195,23 +195,20 @@ def write_label_file(
                 scales.append(s)
             yield q
 
-    writer = _Writer(tmp)
-    try:
-        writer.array(MATRIX, (n, dim), DTYPES[dtype], stored_blocks())
-        if dtype == "int8":
-            writer.array(SCALES, (n,), np.float32, [np.concatenate(scales)])
-        for name, values in columns.items():
-            blob = np.frombuffer(encode_column(values), dtype=np.uint8)
-            writer.array(f"{COLUMN_PREFIX}{name}.npy", blob.shape, np.uint8, [blob])
-        full_meta = {"format": FORMAT, "version": FORMAT_VERSION, "n": n, "dim": dim, "dtype": dtype,
-                     "columns": list(columns), **meta}
-        writer.raw(META, json.dumps(full_meta, indent=1, ensure_ascii=False).encode("utf-8"))
-    except BaseException:
-        writer.close()
-        tmp.unlink(missing_ok=True)
-        raise
-    writer.close()
-    os.replace(tmp, path)
+    with atomic_writer(path) as fh:  # a kill leaves the previous file, never half a matrix
+        writer = _Writer(fh)
+        try:
+            writer.array(MATRIX, (n, dim), DTYPES[dtype], stored_blocks())
+            if dtype == "int8":
+                writer.array(SCALES, (n,), np.float32, [np.concatenate(scales)])
+            for name, values in columns.items():
+                blob = np.frombuffer(encode_column(values), dtype=np.uint8)
+                writer.array(f"{COLUMN_PREFIX}{name}.npy", blob.shape, np.uint8, [blob])
+            full_meta = {"format": FORMAT, "version": FORMAT_VERSION, "n": n, "dim": dim, "dtype": dtype,
+                         "columns": list(columns), **meta}
+            writer.raw(META, json.dumps(full_meta, indent=1, ensure_ascii=False).encode("utf-8"))
+        finally:
+            writer.close()
     return path
 
 
