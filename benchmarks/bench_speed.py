@@ -89,14 +89,16 @@ def agreement_pixels(bundle, n: int, seed: int = 1) -> np.ndarray:
 
 
 def write_photos(folder: Path, size: tuple[int, int] | None = None, copies: int = 1) -> Path:
-    import skimage.data
+    """The sample photos as camera-card JPEGs, resized to ``size`` (e.g. 1080p) and copied ``copies`` times."""
     from PIL import Image
+
+    from bioclip_edge.export.reference import sample_photo
 
     folder.mkdir(parents=True, exist_ok=True)
     names = ("astronaut", "chelsea", "coffee", "rocket", "immunohistochemistry", "colorwheel", "retina", "hubble_deep_field")
     for c in range(copies):
         for name in names:
-            im = Image.fromarray(getattr(skimage.data, name)()).convert("RGB")
+            im = sample_photo(name)
             if size:
                 im = im.resize(size, Image.BICUBIC)
             im.save(folder / f"{name}-{c}.jpg", quality=90)

@@ -33,14 +33,24 @@ def cache_dir(kind: str) -> Path | None:
     return folder if os.access(folder, os.W_OK) else None
 
 
-def _stamp(path: Path, digest: str) -> Path | None:
-    """Where the stamp for ``path`` as it is now (size, mtime, inode) and ``digest`` lives."""
-    folder = cache_dir("verified")
+def file_stamp(kind: str, path: Path, extra: str) -> Path | None:
+    """A cache entry under ``<cache>/<kind>`` for this very file as it is now (path, size, mtime,
+    inode) and ``extra``; None when caching is off or the file is gone. Any change to the file
+    gives another name, so a stale entry is never read."""
+    folder = cache_dir(kind)
     if folder is None:
         return None
-    st = path.stat()
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{digest}"
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{extra}"
     return folder / hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
+
+
+def _stamp(path: Path, digest: str) -> Path | None:
+    """Where the stamp for ``path`` as it is now and ``digest`` lives."""
+    return file_stamp("verified", path, digest)
 
 
 def already_verified(path: Path, digest: str) -> bool:

@@ -21,7 +21,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from bioclip_edge.runtime.engine.cache import cache_dir
+from bioclip_edge.runtime.engine.cache import file_stamp
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +35,7 @@ def label_matrix_sha256(labels: Any, names: Sequence[str] | None = None) -> str:
     path = getattr(labels, "path", None)
     if path is None:
         return _content_sha256(labels, names)
-    stamp = _stamp(Path(path))
+    stamp = file_stamp("label-digests", Path(path), str(DIGEST_VERSION))
     if stamp is not None and stamp.is_file():
         cached = stamp.read_text(encoding="ascii").strip()
         if len(cached) == 64:
@@ -63,16 +63,3 @@ def _content_sha256(labels: Any, names: Sequence[str]) -> str:
     for name in names:
         digest.update(name.encode("utf-8") + b"\0")
     return digest.hexdigest()
-
-
-def _stamp(path: Path) -> Path | None:
-    """Where this very file's digest is cached (None: caching off, or the file is gone)."""
-    folder = cache_dir("label-digests")
-    if folder is None:
-        return None
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    key = f"{path.resolve()}|{st.st_size}|{st.st_mtime_ns}|{st.st_ino}|{DIGEST_VERSION}"
-    return folder / hashlib.sha256(key.encode("utf-8")).hexdigest()[:40]
