@@ -228,8 +228,8 @@ def end_to_end(bundle, photos: Path, batch: int, threads: int, rounds: int = 3) 
 
     labels = ["lion", "leopard", "cheetah", "spotted hyena", "zebra", "empty savanna"]
     request = ClassifyRequest(precision="auto", batch_size=batch, session=SessionOptions(intra_op_threads=threads, backend="auto"))
-    modes = {"exact": Classifier(bundle, labels, request),
-             "fast": Classifier(bundle, labels, dataclasses.replace(request, fast_decode=True))}
+    modes = {"exact": Classifier(bundle, labels, dataclasses.replace(request, decode="exact")),
+             "fast": Classifier(bundle, labels, dataclasses.replace(request, decode="draft"))}
     clf = modes["exact"]
     backend, variant = clf.embedder.backend, clf.embedder.variant.name
     files = sorted(photos.glob("*.jpg"))

@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "labels": "bioclip_edge.runtime.cli.labels",
     "profile": "bioclip_edge.profiling.cli",
     "info": "bioclip_edge.runtime.cli.info",
+    "preview": "bioclip_edge.runtime.cli.preview",
 }
 
 

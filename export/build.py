@@ -19,7 +19,6 @@ import numpy as np
 import torch
 
 from ..errors import UserError
-from ..runtime.images.discover import IMAGE_SUFFIXES
 from ..runtime.engine.bundle import sha256_file
 from ..runtime.engine.manifest import (
     SCHEMA_VERSION,
@@ -29,6 +28,7 @@ from ..runtime.engine.manifest import (
     Variant,
 )
 from . import precision as prec
+from .calibration import BUILTIN_CALIBRATION_IMAGES, FOLDER_CALIBRATION_IMAGES, calibration_files, calibration_set
 from .onnx_export import DEFAULT_OPSET, OnnxFile, export_tower
 from .nncf_gate import gate_figures, gate_misses, gate_text
 from .parity import REFERENCE_FILE, Reference, measure, run_variant
@@ -50,10 +50,10 @@ class ExportConfig:
     out: Path
     precisions: tuple[str, ...] = PRECISION_CHOICES
     calibration: Path | None = None  # folder of the user's images: adds a static int8 vision variant
-    calibration_images: int = 64
+    calibration_images: int | None = None  # at most this many: default 64 from the folder, 32 built-in photos
     opset: int = DEFAULT_OPSET
     parity_images: int = 64  # photos and crops parity is measured on (see export/reference.py)
-    nncf: bool = True  # with --calibration: also an NNCF int8 vision variant for OpenVINO, when nncf is installed
+    nncf: bool = True  # an NNCF int8 vision variant for OpenVINO when nncf is installed (built-in photos without calibration)
     nncf_preset: str = "auto"  # performance if it passes the gate (see _nncf_variant), else transformer
     overwrite: bool = False
     progress: Callable[[str], None] = field(default=lambda msg: log.info(msg), compare=False)
@@ -104,15 +104,11 @@ def _check_config(cfg: ExportConfig) -> None:
         raise ExportError(f"{out}: exists and is not a bundle; refusing to overwrite it")
     if cfg.calibration is not None and "int8" not in cfg.precisions:
         raise ExportError(f"--calibration {cfg.calibration}: calibration images are for the int8 variants; add int8 to --precision")
-    if cfg.calibration is not None and not _calibration_files(cfg.calibration):
+    if cfg.calibration is not None and not calibration_files(cfg.calibration):
         raise ExportError(f"--calibration {cfg.calibration}: no images found there (jpg, png, tif, webp, bmp)")
-
-
-def _calibration_files(folder: Path) -> list[Path]:
-    folder = Path(folder)
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+    if cfg.calibration_images is not None and cfg.calibration_images < 1:
+        raise ExportError(f"--calibration-images {cfg.calibration_images}: calibration needs at least 1 image "
+                          f"(default {FOLDER_CALIBRATION_IMAGES} from --calibration, {BUILTIN_CALIBRATION_IMAGES} built-in)")
 
 
 def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> Manifest:
@@ -124,7 +120,8 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
     text_cfg.setdefault("context_length", context)
     text_cfg.setdefault("pool_type", getattr(loaded.model, "text_pool_type", "argmax"))
 
-    calib = _calibration_files(cfg.calibration)[: cfg.calibration_images] if cfg.calibration else []
+    calib = calibration_files(cfg.calibration)[: cfg.calibration_images or FOLDER_CALIBRATION_IMAGES] \
+        if cfg.calibration else []
     ref = _reference(cfg, loaded, text_cfg, calib, work, say)
 
     variants: list[Variant] = []
@@ -144,7 +141,7 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
         variants.append(_variant(work, f, tower, "fp32", input_name, cfg.opset, dynamic_length))
         variants += _derived_variants(cfg, work, f, tower, input_name, dynamic_length, say)
 
-    if "int8" in cfg.precisions and calib:
+    if "int8" in cfg.precisions:
         variants += _calibrated_variants(cfg, work, loaded, calib, fp32_files["vision"], ref, dynamic_length, say)
 
     say("measuring parity of every variant against PyTorch")
@@ -164,9 +161,20 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
         created_at=_dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
         parity_reference=REFERENCE_FILE,
     )
+    manifest = _with_decode_check(work, manifest, ref, say)
     manifest.write(work)
     say(f"bundle written in {time.perf_counter() - started:.0f} s")
     return manifest
+
+
+def _with_decode_check(work: Path, manifest: Manifest, ref: Reference, say: Callable[[str], None]) -> Manifest:
+    """The manifest with its decode check: may ``--decode auto`` draft JPEGs? (``export.decode_check``)."""
+    from .decode_check import measure_decode_check
+
+    say("checking draft JPEG decoding against exact (fp32 graph, camera-trap-size frames)")
+    check = measure_decode_check(work, manifest, ref)
+    log.log(logging.INFO if check.passed else logging.WARNING, "decode check: %s", check.text())
+    return _replace(manifest, decode_check=check)
 
 
 def _reference(cfg: ExportConfig, loaded: LoadedModel, text_cfg: dict, calib: list[Path], work: Path,
@@ -182,23 +190,38 @@ def _reference(cfg: ExportConfig, loaded: LoadedModel, text_cfg: dict, calib: li
 
 def _calibrated_variants(cfg: ExportConfig, work: Path, loaded: LoadedModel, calib: list[Path], fp32: OnnxFile,
                          ref: Reference, dynamic_length: bool, say: Callable[[str], None]) -> list[Variant]:
-    """The vision int8 variants calibrated on the user's images: static QDQ, and NNCF's for OpenVINO."""
-    from .reference import preprocess, sample_photos
+    """The vision int8 variants that need calibration images. With ``--calibration``: static QDQ and
+    NNCF's for OpenVINO, both on the user's images, as always. Without: only NNCF's, on the built-in
+    sample photos (``export.calibration``), because ``--precision auto`` runs it on OpenVINO; the
+    static QDQ graph is for onnxruntime users who name it, and is worth its size only when
+    calibrated on their own frames."""
+    from .reference import preprocess
 
-    say(f"quantizing vision int8 (static QDQ, calibrated on {len(calib)} images from {cfg.calibration})")
-    pixels = preprocess(loaded, sample_photos(len(calib), calib))
-    q = prec.QuantSettings("static", calibration={"folder": str(cfg.calibration), "images": int(len(pixels)),
-                                                  "method": "minmax"})
-    f8s = prec.quantize_static_int8(fp32.graph, work / "vision.int8-static.onnx",
-                                    (pixels[i:i + 8] for i in range(0, len(pixels), 8)), "pixels", q)
-    out = [_variant(work, f8s, "vision", "int8", "pixels", cfg.opset, dynamic_length, name="vision.int8-static",
-                    storage="int8", compute="int8", quantization=q.to_manifest())]
-    if cfg.nncf and prec.nncf_available() and fp32.data is None:
-        out.append(_nncf_variant(cfg, work, fp32, pixels, q.calibration, ref, dynamic_length, say))
-    elif cfg.nncf:
+    nncf = cfg.nncf and prec.nncf_available() and fp32.data is None
+    if cfg.nncf and not nncf:
         say("skipping the NNCF int8 variant: " + ("nncf is not installed (pip install \"bioclip-edge[openvino]\")"
                                                   if not prec.nncf_available() else "graphs over 2 GB are not supported"))
+    if not calib and not nncf:
+        return []
+    cal = calibration_set(cfg.calibration, calib, cfg.calibration_images)
+    for line in cal.announcement() if cal.builtin else ():
+        say(line)
+    pixels = preprocess(loaded, cal.images)
+    out = [_static_variant(cfg, work, fp32, pixels, cal.record("minmax"), dynamic_length, say)] if calib else []
+    if nncf:
+        out.append(_nncf_variant(cfg, work, fp32, pixels, cal.record("minmax"), ref, dynamic_length, say))
     return out
+
+
+def _static_variant(cfg: ExportConfig, work: Path, fp32: OnnxFile, pixels: np.ndarray, calibration: dict,
+                    dynamic_length: bool, say: Callable[[str], None]) -> Variant:
+    """onnxruntime's static QDQ int8 of the vision graph, calibrated on the user's images."""
+    say(f"quantizing vision int8 (static QDQ, calibrated on {len(pixels)} images from {cfg.calibration})")
+    q = prec.QuantSettings("static", calibration=calibration)
+    f8s = prec.quantize_static_int8(fp32.graph, work / "vision.int8-static.onnx",
+                                    (pixels[i:i + 8] for i in range(0, len(pixels), 8)), "pixels", q)
+    return _variant(work, f8s, "vision", "int8", "pixels", cfg.opset, dynamic_length, name="vision.int8-static",
+                    storage="int8", compute="int8", quantization=q.to_manifest())
 
 
 def _nncf_variant(cfg: ExportConfig, work: Path, fp32: OnnxFile, pixels: np.ndarray, calibration: dict,

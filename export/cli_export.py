@@ -14,7 +14,11 @@ examples:
   bioclip-edge export hf-hub:imageomics/bioclip --out bundles/bioclip --precision fp32,fp16,int8
   bioclip-edge export local-dir:/data/bioclip-2 --out bundles/bioclip2
   bioclip-edge export ViT-B-32-quickgelu --pretrained metaclip_400m --out bundles/metaclip-b32
-  bioclip-edge export ViT-B-16 --random --out bundles/random-b16      # architecture only"""
+  bioclip-edge export ViT-B-16 --random --out bundles/random-b16      # architecture only
+  bioclip-edge export bioclip --out bundles/bioclip --calibration DCIM/   # int8 calibrated on your own frames
+
+Without --calibration, the NNCF int8 graph for OpenVINO (what classify runs by default there) is
+calibrated on built-in sample photos; --no-nncf leaves it out."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -23,9 +27,15 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, type=Path, help="bundle folder to write")
     p.add_argument("--pretrained", help="open_clip pretrained tag (openai, metaclip_400m) or a checkpoint file")
     p.add_argument("--precision", default="fp32,fp16,int8", help="comma list of fp32,fp16,int8 (default: all)")
-    p.add_argument("--calibration", type=Path, help="folder of your own images: adds a static int8 vision variant calibrated on them")
-    p.add_argument("--calibration-images", type=int, default=64, help="at most this many calibration images (default 64)")
-    p.add_argument("--no-nncf", action="store_true", help="with --calibration: skip the NNCF int8 variant for OpenVINO")
+    p.add_argument("--calibration", type=Path, metavar="DIR",
+                   help="folder of your own camera's frames to calibrate int8 on: adds a static int8 vision variant "
+                        "and calibrates the NNCF one on them (default: NNCF int8 only, calibrated on built-in "
+                        "daylight sample photos and crops of them; your own frames, night IR included, calibrate better)")
+    p.add_argument("--calibration-images", type=int, metavar="N",
+                   help="at most this many calibration images (default 64 from --calibration, 32 built-in)")
+    p.add_argument("--no-nncf", action="store_true",
+                   help="skip the NNCF int8 variant for OpenVINO (without --calibration: no calibrated variant at all, "
+                        "so classify --precision auto runs OpenVINO bf16 or onnxruntime int8 instead)")
     p.add_argument("--nncf-preset", choices=("auto", "performance", "transformer"), default="auto",
                    help="NNCF int8 preset: auto (default: performance, ~1.6x OpenVINO bf16 on ViT-B/16 here, kept only "
                         "if min cosine >= 0.995 and top-1 agrees on >= 99%% of the images with a clear margin; "

@@ -92,17 +92,18 @@ def photo_crops(n: int, seed: int = CROP_SEED, photos: Sequence[Image.Image] | N
     ``photos`` (default: scikit-image's samples): many distinct real-photo inputs at no download."""
     photos = list(photos) if photos is not None else list(_skimage_photos())
     rng = np.random.default_rng(seed)
-    out = []
-    for i in range(n):
-        im = photos[i % len(photos)]
-        area = rng.uniform(0.1, 1.0) * im.width * im.height
-        aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
-        w = int(min(im.width, max(16, round(np.sqrt(area * aspect)))))
-        h = int(min(im.height, max(16, round(np.sqrt(area / aspect)))))
-        x, y = int(rng.integers(0, im.width - w + 1)), int(rng.integers(0, im.height - h + 1))
-        crop = im.crop((x, y, x + w, y + h))
-        out.append(crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else crop)
-    return out
+    return [random_crop(photos[i % len(photos)], rng) for i in range(n)]
+
+
+def random_crop(im: Image.Image, rng: np.random.Generator, min_area: float = 0.1) -> Image.Image:
+    """One crop of ``min_area``-100% of the area, aspect 3:4 to 4:3, mirrored half the time."""
+    area = rng.uniform(min_area, 1.0) * im.width * im.height
+    aspect = np.exp(rng.uniform(np.log(3 / 4), np.log(4 / 3)))
+    w = int(min(im.width, max(16, round(np.sqrt(area * aspect)))))
+    h = int(min(im.height, max(16, round(np.sqrt(area / aspect)))))
+    x, y = int(rng.integers(0, im.width - w + 1)), int(rng.integers(0, im.height - h + 1))
+    crop = im.crop((x, y, x + w, y + h))
+    return crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT) if rng.random() < 0.5 else crop
 
 
 def parity_photos(n: int, extra: Sequence[Path] = ()) -> list[Image.Image]:

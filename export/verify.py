@@ -8,7 +8,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..runtime.engine.bundle import Bundle, BundleError
-from ..runtime.engine.manifest import Parity, Variant
+from ..runtime.engine.manifest import DecodeCheck, Parity, Variant
+from ..runtime.engine.summary import decode_check_line, quantization_notes
 from .parity import Reference, measure, run_variant
 from .summary import parity_table
 
@@ -19,6 +20,7 @@ class VerifyReport:
     variants: tuple[Variant, ...]  # with freshly measured parity
     random_weights: bool
     drift: tuple[str, ...]  # variants whose figures moved from what the manifest recorded
+    decode_check: DecodeCheck | None = None  # as recorded at export: shown, not re-measured (it needs the sample photos)
 
     @property
     def passed(self) -> bool:
@@ -34,11 +36,14 @@ class VerifyReport:
         lines += ["", parity_table(self.variants)]
         for name in self.drift:
             lines.append(f"note: {name} differs from the figures recorded at export (onnxruntime version or CPU?)")
-        return "\n".join(lines)
+        notes = quantization_notes(self.variants)  # which images the int8 graphs were calibrated on
+        lines += [""] + notes if notes else []
+        return "\n".join(lines + ["", decode_check_line(self.decode_check) + " (recorded at export)"])
 
     def to_json(self) -> str:
         return json.dumps({"bundle": str(self.bundle), "passed": self.passed,
-                           "variants": {v.name: dataclasses.asdict(v.parity) for v in self.variants if v.parity}},
+                           "variants": {v.name: dataclasses.asdict(v.parity) for v in self.variants if v.parity},
+                           "decode_check": dataclasses.asdict(self.decode_check) if self.decode_check else None},
                           indent=2) + "\n"
 
 
@@ -57,7 +62,7 @@ def verify_bundle(folder: Path) -> VerifyReport:
         if v.parity is not None and _moved(v.parity, parity):
             drift.append(v.name)
         measured.append(dataclasses.replace(v, parity=parity))
-    return VerifyReport(Path(folder), tuple(measured), bundle.random_weights, tuple(drift))
+    return VerifyReport(Path(folder), tuple(measured), bundle.random_weights, tuple(drift), bundle.manifest.decode_check)
 
 
 def _moved(old: Parity, new: Parity) -> bool:

@@ -47,6 +47,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("report", help="measure and write a sizing report folder (Markdown, JSON, plots)")
     p.add_argument("bundle", type=Path)
     p.add_argument("--out", type=Path, required=True, help="report folder to write (replaced if it exists)")
+    p.add_argument("--ray-bench", type=Path, default=None, metavar="RESULT",
+                   help="benchmarks/bench_ray.py's result.json: adds a many-machines estimate (images/day on N nodes)")
     _bench_options(p)
     _sizing_options(p)
     p.set_defaults(run=run_report)
@@ -187,7 +189,7 @@ def run_report(args) -> int:
     backends, precisions, batches, threads = _lists(args)
     out = report(args.bundle, args.out, backends, precisions, batches, threads, args.images_per_day, args.labels,
                  args.hardware, args.tower, args.text_length, _settings(args), hardware_file=args.hardware_file,
-                 progress=_progress)
+                 progress=_progress, ray_bench=args.ray_bench)
     print(f"report written to {out} (open {out / 'report.md'})")
     return 0
 

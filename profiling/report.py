@@ -150,7 +150,15 @@ def _problems_section(run: ProfileRun) -> list[str]:
             *_table(["target", "status", "why"], [[r["target"], r["status"], r.get("error", "")] for r in bad])]
 
 
-def markdown(run: ProfileRun, plans: list[SizingPlan], images_per_day: int, plots: dict[str, str]) -> str:
+def _scale_out_section(scale: Any) -> list[str]:
+    if scale is None:
+        return []
+    return ["## Many machines (Ray)", "",
+            "From `benchmarks/bench_ray.py`'s measured end-to-end rate on one node and the Ray engine's measured "
+            "efficiency (`--engine ray`: see the README's Many machines section).", "", *scale.markdown(), ""]
+
+
+def markdown(run: ProfileRun, plans: list[SizingPlan], images_per_day: int, plots: dict[str, str], scale: Any = None) -> str:
     m = run.model
     lines = [f"# Speed and sizing report: {m['id']}", ""]
     if m.get("random_weights"):
@@ -170,6 +178,7 @@ def markdown(run: ProfileRun, plans: list[SizingPlan], images_per_day: int, plot
     if plots.get("latency"):
         lines += [f"![latency per item for every target]({plots['latency']})", ""]
     lines += _sizing_section(plans) + [""]
+    lines += _scale_out_section(scale)
     lines += _problems_section(run)
     return "\n".join(lines).rstrip() + "\n"
 
@@ -184,8 +193,9 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
-def write_report(run: ProfileRun, out: str | Path, plans: list[SizingPlan] = (), images_per_day: int = 0) -> Path:
-    """Write the report folder; returns its path."""
+def write_report(run: ProfileRun, out: str | Path, plans: list[SizingPlan] = (), images_per_day: int = 0,
+                 scale: Any = None) -> Path:
+    """Write the report folder; returns its path. ``scale``: a ``scale_out.ScaleOutEstimate`` (many machines)."""
     from .plots import latency_plot, throughput_plot
 
     out = Path(out)
@@ -202,9 +212,11 @@ def write_report(run: ProfileRun, out: str | Path, plans: list[SizingPlan] = (),
         plots["latency"] = "latency.png"
     data = json.loads(run.to_json())
     data["sizing"] = {"images_per_day": images_per_day, "plans": [p.to_dict() for p in plans]}
+    if scale is not None:
+        data["scale_out"] = scale.to_dict()
     (work / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     write_csv(run.rows, work / "results.csv")
-    (work / "report.md").write_text(markdown(run, list(plans), images_per_day, plots), encoding="utf-8")
+    (work / "report.md").write_text(markdown(run, list(plans), images_per_day, plots, scale), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     work.rename(out)

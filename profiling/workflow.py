@@ -42,9 +42,14 @@ def report(bundle_path: str | Path, out: str | Path, backends: Sequence[str] = (
            precisions: Sequence[str] = ("fp32", "int8"), batches: Sequence[int] = (1, 8), threads: Sequence[int] | None = None,
            images_per_day: int = 50_000, n_labels: int = 1000, hardware: str = "all", tower: str = "vision",
            length: int = DEFAULT_TRIMMED_LENGTH, settings: BenchSettings = BenchSettings(), peak_seconds: float = 0.5,
-           hardware_file: str | None = None, progress: Callable[[str], None] = lambda m: log.info(m)) -> Path:
-    """Measure, size and write a report folder; returns its path."""
+           hardware_file: str | None = None, progress: Callable[[str], None] = lambda m: log.info(m),
+           ray_bench: str | Path | None = None) -> Path:
+    """Measure, size and write a report folder; returns its path. ``ray_bench``: a bench_ray result
+    whose figures add the many-machines estimate (read first: a bad file stops before measuring)."""
     from .report import write_report
+    from .scale_out import from_ray_bench
+
+    scale = from_ray_bench(ray_bench) if ray_bench else None
 
     run = profile_bundle(bundle_path, backends, precisions, batches, threads, tower, length, settings, peak_seconds, progress)
     bundle = Bundle.open(bundle_path, verify_checksums=False)  # checked once already by profile_bundle
@@ -54,7 +59,7 @@ def report(bundle_path: str | Path, out: str | Path, backends: Sequence[str] = (
         plans = plans_for_run(run, bundle, sizing_precisions, images_per_day, hardware, n_labels,
                               batch=max(batches), hardware_file=hardware_file)
     progress(f"writing the report to {out}")
-    return write_report(run, out, plans, images_per_day)
+    return write_report(run, out, plans, images_per_day, scale)
 
 
 def efficiency_from_report(path: str | Path, precision: str) -> tuple[float, str]:

@@ -55,6 +55,9 @@ def test_tiny_bundle_has_every_variant_within_bounds(tiny_bundle: Path):
         assert v.parity.n_inputs > 0 and v.parity.top1_agreement is not None
     static = bundle.variant("vision", name="vision.int8-static")
     assert static.quantization["mode"] == "static" and static.quantization["calibration"]["images"] == 6
+    assert static.quantization["calibration"]["kind"] == "folder"  # --calibration DIR: the user's images, as before
+    assert static.quantization["calibration"]["source"].startswith("user folder ") and "(6 images)" in \
+        static.quantization["calibration"]["source"]
     assert bundle.variant("vision", "int8").quantization["mode"] == "dynamic"
     fp16 = bundle.variant("vision", "fp16")
     assert fp16.storage == "fp16" and fp16.size_bytes < 0.7 * bundle.variant("vision", "fp32").size_bytes
@@ -116,7 +119,10 @@ def test_cli_export_and_verify_architectures(name, cfg, tmp_path: Path, capsys):
     assert "all within their parity bounds" in printed
     assert main(["verify", str(out)]) == 0
     m = Bundle.open(out).manifest
-    assert {v.name for v in m.variants} == {f"{t}.{p}" for t in ("vision", "text") for p in ("fp32", "fp16", "int8")}
+    builtin = {"vision.int8-nncf"} if nncf_available() else set()  # no --calibration: built-in photos calibrate it
+    assert {v.name for v in m.variants} == {f"{t}.{p}" for t in ("vision", "text") for p in ("fp32", "fp16", "int8")} | builtin
+    if builtin:
+        assert m.variant("vision", name="vision.int8-nncf").quantization["calibration"]["kind"] == "builtin"
     if name == "metaclip2-worldwide":
         assert m.tokenizer.kind == "hf" and not m.tokenizer.available  # xlm-v is on the hub only
         assert m.tokenizer.pool == "eos" and m.tokenizer.eot_id == 2

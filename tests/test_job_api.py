@@ -108,4 +108,5 @@ def test_one_request_flows_down_unchanged(tiny_bundle):
     assert clf.request is request and clf.embedder.request is request
     assert (clf.embedder.plan.batch_size, clf.embedder.plan.threads) == (3, 1)
     assert clf.embedder.decode.draft_size == clf.transform.draft_size and clf.embedder.crop_decode.draft_size is None
-    assert clf.decode_draft(detections=False) == clf.transform.draft_size and clf.decode_draft(detections=True) is None
+    assert clf.request.decode == "draft"  # fast_decode=True: the deprecated spelling of decode="draft"
+    assert clf.decode_draft(detections=False) == clf.transform.draft_size == clf.decode_draft(detections=True)  # crops: per frame

@@ -25,12 +25,13 @@ checkouts without the code doing anything differently:
   graph sha256) -> ``<model-id>``, ``<vision.fp32.onnx>``; every other field's digest is kept;
 * stdout's duration and rate -> ``<SECONDS>``, ``<RATE>``.
 
-Everything else must be byte-identical, scores included: with ``--precision fp32 --backend
-onnxruntime --model-threads 1 --batch-size 4 --threads 0`` two runs of the same code gave
-identical bytes (also across /tmp/fresh and /work/main), so there is no float tolerance. On a
-CPU whose onnxruntime kernels differ (another instruction set), the last digits of the JSON
-Lines scores could move; the failure message then says that only numbers differ and by how
-much. Regenerate the goldens only from code whose outputs are known good.
+Everything else must be identical, and every decimal number within one unit of its last written
+digit (``SCORE_TOLERANCE``): with ``--precision fp32 --backend onnxruntime --model-threads 1
+--batch-size 4 --threads 0`` two runs of the same code on one machine give identical bytes, but on
+a CPU whose onnxruntime kernels differ (another instruction set) the last rounded digit of a score
+moves (seen: 1e-6 in the CSV of a --detections run). A larger difference fails, and the message
+says whether only numbers differ and by how much. Regenerate the goldens only from code whose
+outputs are known good.
 """
 
 from __future__ import annotations
@@ -72,8 +73,20 @@ def test_output_matches_golden(stability_outputs, name):
     actual = stability_outputs.get(name)
     if actual is None:
         pytest.fail(f"{name}: no case writes it any more", pytrace=False)
-    if actual != expected:
+    if actual != expected and not same_up_to_last_digit(expected, actual):
         pytest.fail(explain(name, expected, actual), pytrace=False)
+
+
+SCORE_TOLERANCE = 2e-6  # scores are written with 6 decimals: one unit in the last place, from rounding
+
+
+def same_up_to_last_digit(expected: str, actual: str) -> bool:
+    """Equal text, and every decimal number within ``SCORE_TOLERANCE``: the fp32 path gives
+    identical bytes on one CPU, but onnxruntime's kernels for another instruction set (AMX, AVX-512,
+    AVX2: CI's machine may not be the developer's) move the last rounded digit of a score."""
+    if _FLOAT.sub("#", expected) != _FLOAT.sub("#", actual):
+        return False
+    return all(abs(float(a) - float(b)) <= SCORE_TOLERANCE for a, b in zip(_FLOAT.findall(expected), _FLOAT.findall(actual)))
 
 
 _FLOAT = re.compile(r"(?<![\w.])-?\d+\.\d+(?:[eE][-+]?\d+)?(?![\w.])")

@@ -253,6 +253,14 @@ def test_report_folder_is_written(tiny_run, tiny_bundle, tmp_path):
     assert data["sizing"]["plans"][0]["estimates"][0]["hardware"] == "raspberry-pi-5"
     header = (out / "results.csv").read_text().splitlines()[0].split(",")
     assert "items_per_sec" in header and "latencies_ms" not in header
+    assert "Many machines" not in md and "scale_out" not in data  # only with a Ray benchmark's result
+
+    from bioclip_edge.profiling.scale_out import scale_out
+
+    out = write_report(tiny_run, tmp_path / "report2", plans, 20_000, scale=scale_out(12.0, 0.95, nodes=(1, 8)))
+    md = (out / "report.md").read_text()
+    assert "## Many machines (Ray)" in md and "Estimate, not a measurement" in md and "| 8 | 91.2 |" in md
+    assert json.loads((out / "report.json").read_text())["scale_out"]["estimate"] is True
 
 
 def test_cli_flops_and_published_check(tmp_path, capsys):

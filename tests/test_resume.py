@@ -21,7 +21,7 @@ from bioclip_edge.runtime.labels.matrix import LabelMatrix, bundle_info
 
 FIRST = ("astronaut", "chelsea", "coffee")
 LATER = ("rocket", "colorwheel")
-SUFFIX = {"megadetector": "json", "csv": "csv", "jsonl": "jsonl"}
+SUFFIX = {"megadetector": "json", "csv": "csv", "jsonl": "jsonl", "parquet": "parquet"}
 
 
 @pytest.fixture
@@ -109,6 +109,10 @@ def rows_of(path: Path, fmt: str) -> dict[str, str]:
     """filepath -> that image's rows as written (text for CSV / JSON Lines, canonical JSON for MegaDetector)."""
     if fmt == "megadetector":
         return {im["file"]: json.dumps(im, sort_keys=True) for im in json.loads(path.read_text())["images"]}
+    if fmt == "parquet":
+        import pyarrow.parquet as pq
+
+        return {row["filepath"]: json.dumps(row, sort_keys=True) for row in pq.read_table(path).to_pylist()}
     rows: dict[str, str] = {}
     lines = path.read_text().splitlines()
     for line in lines[1:] if fmt == "csv" else lines:
@@ -117,7 +121,7 @@ def rows_of(path: Path, fmt: str) -> dict[str, str]:
     return rows
 
 
-@pytest.mark.parametrize("fmt", ["megadetector", "csv", "jsonl"])
+@pytest.mark.parametrize("fmt", ["megadetector", "csv", "jsonl", "parquet"])
 def test_resume_extends_a_finished_output(tiny_bundle, card, photo_dir, tmp_path, capsys, fmt):
     out = tmp_path / f"predictions.{SUFFIX[fmt]}"
     assert classify(tiny_bundle, card, out) == 1
@@ -136,7 +140,7 @@ def test_resume_extends_a_finished_output(tiny_bundle, card, photo_dir, tmp_path
     text = out.read_bytes()
     assert classify(tiny_bundle, card, out, "--resume") == 0  # nothing new: nothing changes
     assert "0 image(s)" in capsys.readouterr().out
-    if fmt != "megadetector":  # (MegaDetector's info block carries the completion time)
+    if fmt not in ("megadetector", "parquet"):  # (MegaDetector's info block carries the completion time)
         assert out.read_bytes() == text
 
 

@@ -5,6 +5,13 @@ runtime has no hidden defaults: image size, resize mode, interpolation, mean/std
 kind and ids, text pooling, and every ONNX variant with its checksum and measured parity.
 
 Plain dataclasses with explicit (de)serialisation keep this module dependency-free.
+
+Optional top-level records, added without a schema version change (``from_dict`` of an older
+bioclip-edge builds the manifest from the fields it knows, so it ignores them; this one reads
+their absence as "not measured"):
+
+* ``decode_check`` (``DecodeCheck``): draft vs exact JPEG decoding measured at export; what
+  ``--decode auto`` decides by. Absent or null: exact decoding.
 """
 
 from __future__ import annotations
@@ -175,6 +182,40 @@ class Parity:
 
 
 @dataclass(frozen=True)
+class DecodeCheck:
+    """Whether draft JPEG decoding (``--decode draft``) keeps this model's answers: measured at export.
+
+    Optional (bundles exported before it have none; older runtimes ignore it, so the schema version
+    is unchanged). The exporter writes its sample photos as JPEGs at camera-trap sizes (``sizes``),
+    decodes each exactly and drafted (DCT scaling, kept ``margin`` x the model's input side) with
+    the runtime's own decode and transform code, embeds both with the fp32 vision graph on
+    onnxruntime and compares: ``cosine_*`` between the two embeddings of each frame, ``top1``
+    the clear-margin zero-shot top-1 (``bioclip_edge.export.parity.clear_top1``, exact decoding as
+    the reference) against the parity labels. ``passed``: cosine_min >= ``min_cosine`` and every
+    judged top-1 agrees; ``--decode auto`` drafts only then. Rule and bound: ``export.decode_check``.
+    """
+
+    version: int  # of this record's rule; 1
+    method: str  # what "draft" means, e.g. "jpeg-dct-scaling"
+    margin: int  # the drafted picture keeps >= margin x the model's input side
+    sizes: tuple[tuple[int, int], ...]  # frame sizes (width, height) written and decoded
+    images: int  # frames compared (photos x sizes)
+    graph: str  # what embedded them, e.g. "vision.fp32 on onnxruntime CPU"
+    cosine_min: float
+    cosine_mean: float
+    top1: Top1Check
+    min_cosine: float  # the bound cosine_min is held to
+    passed: bool
+    seconds: float | None = None  # how long the check took at export
+
+    def text(self) -> str:
+        sizes = ", ".join(f"{w}x{h}" for w, h in self.sizes)
+        verdict = "passed: --decode auto drafts" if self.passed else "FAILED: --decode auto decodes exactly"
+        return (f"draft vs exact JPEG decoding on {self.images} frames at {sizes} ({self.graph}): cosine min "
+                f"{self.cosine_min:.6f}, mean {self.cosine_mean:.6f} (bound >= {self.min_cosine}); {self.top1.text()}; {verdict}")
+
+
+@dataclass(frozen=True)
 class Variant:
     """One ONNX graph of one tower at one precision."""
 
@@ -211,6 +252,7 @@ class Manifest:
     created_by: dict[str, str] = field(default_factory=dict)
     created_at: str = ""
     parity_reference: str | None = None  # npz with the torch inputs/outputs parity was measured on
+    decode_check: DecodeCheck | None = None  # draft vs exact decoding, measured at export (None: older bundle)
 
     def variant(self, tower: str, precision: str | None = None, name: str | None = None) -> Variant:
         """Pick a variant by name, or by tower and precision (first match)."""
@@ -261,6 +303,7 @@ class Manifest:
                 created_by=dict(data.get("created_by", {})),
                 created_at=str(data.get("created_at", "")),
                 parity_reference=data.get("parity_reference"),
+                decode_check=_decode_check(data.get("decode_check"), where),
             )
         except KeyError as exc:
             raise ManifestError(f"{where}: missing required field {exc.args[0]!r}") from None
@@ -306,6 +349,17 @@ def _parity(raw: Any, where: str, what: str) -> Parity:
     if isinstance(raw, dict) and raw.get("top1") is not None:
         raw = {**raw, "top1": _build(Top1Check, raw["top1"], where, f"{what}.top1")}
     return _build(Parity, raw, where, what)
+
+
+def _decode_check(raw: Any, where: str) -> DecodeCheck | None:
+    """The optional ``decode_check`` record; absent (or null) in bundles exported before it existed."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        raise ManifestError(f"{where}: decode_check must be an object")
+    sizes = tuple((int(w), int(h)) for w, h in raw.get("sizes", ()))
+    top1 = _build(Top1Check, raw.get("top1"), where, "decode_check.top1")
+    return _build(DecodeCheck, {**raw, "sizes": sizes, "top1": top1}, where, "decode_check")
 
 
 def _build(kind: type, raw: Any, where: str, what: str) -> Any:

@@ -11,7 +11,8 @@ Precision vocabulary (one meaning per word):
 * **variant precision** (``VARIANT_PRECISIONS``): how a graph in the bundle stores its weights
   and which graph it is: ``fp32``, ``fp16``, ``int8`` (onnxruntime dynamic), ``int8-static``
   (QDQ), ``int8-nncf`` (NNCF QDQ for OpenVINO). ``export --precision`` writes the first three;
-  the last two come with ``--calibration``. The runtime's ``--precision`` takes these or ``auto``
+  ``int8-nncf`` comes with int8 when nncf is installed (calibrated on ``--calibration``'s images,
+  else on built-in sample photos), ``int8-static`` only with ``--calibration``. The runtime's ``--precision`` takes these or ``auto``
   (``PRECISION_CHOICES``).
 * **compute** (``EnginePlan.compute``, ``COMPUTE_KINDS``): what the arithmetic runs in once the
   backend has the graph: ``fp32``, ``bf16`` (OpenVINO's default precision on AMX / AVX-512 BF16

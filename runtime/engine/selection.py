@@ -80,7 +80,8 @@ def named_variant(bundle: Bundle, tower: str, precision: str) -> Variant:
     if "-" in precision:  # int8-static / int8-nncf name one graph: no stand-in
         have = ", ".join(sorted(n for n in names if n.startswith(tower + "."))) or "none"
         raise SelectionError(f"--precision {precision}: bundle {bundle.root} has no {tower}.{precision} variant "
-                             f"(it has: {have}); export it (int8 variants need --precision ...,int8 --calibration DIR) "
+                             f"(it has: {have}); export it (int8 variants need --precision ...,int8; int8-static also "
+                             "--calibration DIR, int8-nncf the nncf package and a graph under 2 GB) "
                              "or pick another precision")
     return bundle.variant(tower, precision)
 

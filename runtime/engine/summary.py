@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from bioclip_edge.runtime.engine.manifest import Manifest, Parity, Variant
+from bioclip_edge.runtime.engine.manifest import DecodeCheck, Manifest, Parity, Variant
 
 
 def _mb(n: int) -> str:
@@ -51,6 +51,42 @@ def top1_legend(variants: tuple[Variant, ...] | list[Variant]) -> list[str]:
     return lines
 
 
+BUILTIN_CALIBRATION_ADVICE = ("built-in photos are daylight pictures, not your camera's frames (night IR frames "
+                              "differ): for the best int8 accuracy, export with --calibration DIR of your own frames")
+
+
+def calibration_source(calibration: dict) -> str:
+    """Which images a variant was calibrated on (its ``quantization.calibration``). Bundles exported
+    before the ``source`` phrase was recorded were always calibrated on the user's folder."""
+    if calibration.get("source"):
+        return str(calibration["source"])
+    folder, n = calibration.get("folder"), calibration.get("images", "?")
+    return f"user folder {folder} ({n} images)" if folder else f"{n} images"
+
+
+def quantization_notes(variants: tuple[Variant, ...] | list[Variant]) -> list[str]:
+    """One line per NNCF or calibrated variant (preset, calibration images), plus the advice to
+    calibrate on one's own frames when any was calibrated on the built-in photos: int8 accuracy
+    depends on the images the activation ranges were set on."""
+    lines, builtin = [], False
+    for v in variants:
+        q = v.quantization or {}
+        cal = q.get("calibration") if isinstance(q.get("calibration"), dict) else None
+        parts = ([f"NNCF {q['preset']} preset"] if q.get("preset") else []) + \
+            ([f"calibrated on {calibration_source(cal)}"] if cal else [])
+        builtin = builtin or bool(cal and cal.get("kind") == "builtin")
+        if parts:
+            lines.append(f"{v.name}: " + ", ".join(parts))
+    return lines + ([f"note: {BUILTIN_CALIBRATION_ADVICE}"] if builtin else [])
+
+
+def decode_check_line(check: DecodeCheck | None) -> str:
+    """A bundle's decode check (``Manifest.decode_check``), or why ``--decode auto`` decodes exactly."""
+    if check is None:
+        return "decode check: none recorded (exported before it existed): --decode auto decodes JPEGs exactly"
+    return f"decode check: {check.text()}"
+
+
 def describe_bundle(root: str | Path, manifest: Manifest) -> str:
     """The bundle's model, weights, preprocessing, tokenizer, parity table and verdict."""
     m = manifest.model
@@ -72,8 +108,9 @@ def describe_bundle(root: str | Path, manifest: Manifest) -> str:
         "",
         parity_table(manifest.variants),
     ]
-    presets = [f"{v.name}: NNCF {(v.quantization or {})['preset']} preset" for v in manifest.variants if (v.quantization or {}).get("preset")]
-    lines += [""] + presets if presets else []
+    notes = quantization_notes(manifest.variants)
+    lines += [""] + notes if notes else []
+    lines += ["", decode_check_line(manifest.decode_check)]
     if src.random_weights:
         lines.append("weights are RANDOM: labels nearly tie, so many images have no clear top-1 margin; "
                      "top-1 is judged on those that have one")

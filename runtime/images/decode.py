@@ -23,6 +23,7 @@ What "correct RGB" means here:
 from __future__ import annotations
 
 import errno
+import io
 import os
 import warnings
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ WHITE = (255, 255, 255)
 _TAG_MAKE, _TAG_MODEL, _TAG_DATETIME = 0x010F, 0x0110, 0x0132
 _IFD_EXIF, _TAG_DATETIME_ORIGINAL = 0x8769, 0x9003
 _TAG_ORIENTATION = 0x0112
+_TAG_BODY_SERIAL, _TAG_CAMERA_SERIAL = 0xA431, 0xC62F  # EXIF BodySerialNumber; DNG CameraSerialNumber (IFD0)
 
 
 class ImageDecodeError(Exception):
@@ -50,10 +52,11 @@ class ImageDecodeError(Exception):
 class DecodeOptions:
     max_pixels: int = DEFAULT_MAX_PIXELS
     background: tuple[int, int, int] = WHITE  # for flattening transparent images
-    # Fast, inexact JPEG decoding (the ``--fast-decode`` option). ``(w, h)``: a JPEG may decode at
-    # 1/2, 1/4 or 1/8 scale as long as both sides stay >= these; None (default): exact, full size.
-    # Ask ``ImageTransform.draft_size`` for a size that keeps the model's input close to exact.
-    # Meant for whole images: a detection crop from a reduced decode has fewer pixels to resize.
+    # Draft (fast, inexact) JPEG decoding: ``--decode draft``, or ``auto`` on a bundle whose decode
+    # check passed (``runtime.images.decode_mode``). ``(w, h)``: a JPEG may decode at 1/2, 1/4 or 1/8
+    # scale as long as both sides stay >= these; None (default): exact, full size. Whole images ask
+    # ``ImageTransform.draft_size``; detection crops ``decode_mode.crop_draft_size`` (smaller boxes
+    # need more of the frame's pixels).
     draft_size: tuple[int, int] | None = None
 
 
@@ -66,8 +69,9 @@ class DecodedImage:
     scale: int = 1  # JPEG draft reduction used (1: full-size, exact decode)
 
 
-def load_image(path: str | os.PathLike, options: DecodeOptions = DecodeOptions()) -> DecodedImage:
-    """Open, check, decode, orient and convert one file; raise ImageDecodeError with a reason.
+def load_image(path: str | os.PathLike | bytes, options: DecodeOptions = DecodeOptions()) -> DecodedImage:
+    """Open, check, decode, orient and convert one file (or the bytes of one, as Ray Data's
+    ``read_binary_files`` gives them); raise ImageDecodeError with a reason.
 
     Speed notes (a 1920x1080 JPEG, per image): the file is opened by us, not by Pillow, so the
     decoded picture can be oriented in place and handed on without the full-size copy that
@@ -77,10 +81,14 @@ def load_image(path: str | os.PathLike, options: DecodeOptions = DecodeOptions()
     """
     from PIL import Image, ImageOps, UnidentifiedImageError
 
-    path = Path(path)
-    _check_file(path)
+    data = path if isinstance(path, (bytes, bytearray, memoryview)) else None
+    path = Path("<bytes>") if data is not None else Path(path)
+    if data is None:
+        _check_file(path)
+    elif not len(data):
+        raise ImageDecodeError("empty file (0 bytes)")
     try:
-        with open(path, "rb") as fh:
+        with (io.BytesIO(data) if data is not None else open(path, "rb")) as fh:
             raw = Image.open(fh)
             _check_pixels(raw.size, options.max_pixels)
             full_size = raw.size
@@ -116,6 +124,19 @@ def _apply_draft(raw: Any, draft_size: tuple[int, int] | None) -> int:
     before = raw.size[0]
     raw.draft("RGB", (max(1, int(draft_size[0])), max(1, int(draft_size[1]))))
     return max(1, round(before / raw.size[0]))
+
+
+def upright_size(path: str | os.PathLike) -> tuple[int, int] | None:
+    """The picture's full size after EXIF orientation, from its header alone (no pixels decoded);
+    None when it cannot be read (``load_image`` then says why). Crops use it to choose a draft."""
+    from PIL import Image
+
+    try:
+        with Image.open(path) as raw:
+            width, height = raw.size
+            return (height, width) if _orientation(raw) in (5, 6, 7, 8) else (width, height)
+    except Exception:  # noqa: BLE001  any unreadable file: the decode that follows reports it
+        return None
 
 
 def _orientation(image: Any) -> int:
@@ -196,7 +217,8 @@ def _to_uint8(image: Any) -> Any:
 
 
 def read_exif(image: Any) -> dict[str, str]:
-    """DateTimeOriginal (or DateTime), Make and Model as clean strings; absent tags are left out."""
+    """DateTimeOriginal (or DateTime), Make, Model and the body serial number (sequences tell cameras
+    apart by it) as clean strings; absent tags are left out."""
     try:
         exif = image.getexif()
         sub = exif.get_ifd(_IFD_EXIF)
@@ -206,6 +228,7 @@ def read_exif(image: Any) -> dict[str, str]:
         "datetime": sub.get(_TAG_DATETIME_ORIGINAL) or exif.get(_TAG_DATETIME),
         "make": exif.get(_TAG_MAKE),
         "model": exif.get(_TAG_MODEL),
+        "serial": sub.get(_TAG_BODY_SERIAL) or exif.get(_TAG_CAMERA_SERIAL),
     }
     out = {}
     for key, value in found.items():

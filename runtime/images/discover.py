@@ -3,7 +3,7 @@
 Rules, chosen so a run over a memory card is predictable and loses nothing:
 
 * A folder is walked recursively in sorted order; files whose suffix is one of
-  ``IMAGE_SUFFIXES`` (any letter case) are taken. Linked folders are followed, but each real
+  ``IMAGE_SUFFIXES`` or ``VIDEO_SUFFIXES`` (any letter case) are taken. Linked folders are followed, but each real
   folder is walked once, so link loops end. A sub-folder whose name ends in ``.jpg`` is still a
   folder and is walked.
 * Inside folders, broken links and link loops with an image suffix are kept as items carrying a
@@ -22,13 +22,15 @@ MegaDetector format prefers.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable, Iterator
 
 from bioclip_edge.errors import UserError
 
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".tif", ".tiff", ".webp", ".bmp"})
+VIDEO_SUFFIXES = frozenset({".mp4", ".avi", ".mov", ".mkv", ".m4v", ".mpg", ".mpeg"})  # sampled by runtime.images.video
+MEDIA_SUFFIXES = IMAGE_SUFFIXES | VIDEO_SUFFIXES
 LIST_SUFFIXES = frozenset({".txt", ".lst", ".list"})
 
 
@@ -41,10 +43,17 @@ class ImageItem:
     path: Path  # where to read it from
     filepath: str  # how outputs name it
     problem: str | None = None  # known before decoding (dangling link, listed folder, ...)
+    data: bytes | None = field(default=None, repr=False, compare=False)  # the file's bytes, when read elsewhere (Ray Data)
 
 
 def is_image_name(name: str) -> bool:
-    return os.path.splitext(name)[1].lower() in IMAGE_SUFFIXES
+    """An input a folder walk takes: a still image or a video (any letter case)."""
+    return os.path.splitext(name)[1].lower() in MEDIA_SUFFIXES
+
+
+def is_video_name(name: str | os.PathLike) -> bool:
+    """A video by its suffix (any letter case): decoded by ``runtime.images.video``, not Pillow."""
+    return os.path.splitext(os.fspath(name))[1].lower() in VIDEO_SUFFIXES
 
 
 def discover(inputs: Iterable[str | os.PathLike], relative: bool = False) -> list[ImageItem]:
@@ -153,7 +162,7 @@ def require_images(items: list[ImageItem], inputs: Iterable[str | os.PathLike]) 
     """Stop before any work when the inputs hold no image at all: almost always a wrong folder."""
     if not items:
         where = ", ".join(str(i) for i in inputs)
-        kinds = ", ".join(sorted(s.lstrip(".") for s in IMAGE_SUFFIXES))
+        kinds = ", ".join(sorted(s.lstrip(".") for s in MEDIA_SUFFIXES))
         raise InputError(f"{where}: no images found (looked recursively for {kinds}, any letter case); "
                          "check the folder, or pass a .txt file listing image paths")
     return items

@@ -1,8 +1,8 @@
 """Pixels -> unit-length image embeddings with the bundle's vision tower (onnxruntime).
 
 One ``ImageEmbedder`` holds one onnxruntime session for one vision variant, and what follows from
-the user's ``ImageRequest`` for images: the transform, the decode options and the ``BatchPlan``,
-each derived once here. ``embed`` runs any number of images in the plan's model calls and
+the user's ``ImageRequest`` for images: the transform, the decode options (``decode_choice``:
+exact or draft, and why) and the ``BatchPlan``, each derived once here. ``embed`` runs any number of images in the plan's model calls and
 L2-normalises the result itself: the exported graphs already normalise, but doing it here costs
 nothing and keeps cosine scores right for any graph the manifest may name in future.
 """
@@ -16,11 +16,14 @@ import numpy as np
 
 from bioclip_edge.runtime.common.arrays import normalize_rows
 from bioclip_edge.runtime.engine.bundle import Bundle
-from bioclip_edge.runtime.images.decode import DEFAULT_MAX_PIXELS, DecodeOptions
+from bioclip_edge.runtime.images.decode import DEFAULT_MAX_PIXELS, DecodeOptions, upright_size
+from bioclip_edge.runtime.images.decode_mode import choose_decode, crop_draft_size
+from bioclip_edge.runtime.images.detections import crop_box
 from bioclip_edge.runtime.images.discover import ImageItem
 from bioclip_edge.runtime.images.pipeline import BatchPlan, Prepared, embedded, whole_image_preparer
 from bioclip_edge.runtime.images.request import ImageRequest
 from bioclip_edge.runtime.images.transform import ImageTransform
+from bioclip_edge.runtime.engine.plan import EnginePlan
 from bioclip_edge.runtime.engine.selection import make_plan
 from bioclip_edge.runtime.engine.session import open_session
 
@@ -28,10 +31,12 @@ from bioclip_edge.runtime.engine.session import open_session
 class ImageEmbedder:
     """``ImageEmbedder(bundle, "auto").embed(pixels[B, 3, H, W]) -> float32 [B, dim]``."""
 
-    def __init__(self, bundle: Bundle | str, request: ImageRequest | str = "auto", variant: str | None = None):
+    def __init__(self, bundle: Bundle | str, request: ImageRequest | str = "auto", variant: str | None = None,
+                 plan: EnginePlan | None = None):
         """``request``: the user's ``ImageRequest``, or just its precision (a variant precision: fp32,
         fp16, int8, int8-static, int8-nncf, or ``auto``: ``runtime.engine.selection``'s fastest
-        verified variant for this machine); ``variant`` names one graph outright.
+        verified variant for this machine); ``variant`` names one graph outright; ``plan``: an
+        ``EnginePlan`` already made (on a cluster's driver), run as it is instead of deciding again.
         ``self.selection`` says what was chosen and why."""
         if not isinstance(bundle, Bundle):
             bundle = Bundle.open(bundle)
@@ -41,16 +46,17 @@ class ImageEmbedder:
         self.request = request
         self.plan = BatchPlan.from_request(request)
         self.transform = ImageTransform.from_manifest(bundle.manifest.preprocess)
+        self.decode_choice = choose_decode(request.decode, bundle.manifest.decode_check)  # printed and recorded
         self.decode = DecodeOptions(max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
-                                    draft_size=self.transform.draft_size if request.fast_decode else None)
-        self.crop_decode = dataclasses.replace(self.decode, draft_size=None)  # crops need the full-resolution image
+                                    draft_size=self.transform.draft_size if self.decode_choice.draft else None)
+        self.crop_decode = dataclasses.replace(self.decode, draft_size=None)  # exact; crops draft per frame (crop_options)
         self.dim = bundle.manifest.model.embed_dim
-        self._open_session(bundle, request, variant)
+        self._open_session(bundle, request, variant, plan)
 
-    def _open_session(self, bundle: Bundle, request: ImageRequest, variant: str | None) -> None:
+    def _open_session(self, bundle: Bundle, request: ImageRequest, variant: str | None, plan: EnginePlan | None) -> None:
         """The engine for ``request.precision`` and ``request.session``, planned once (``engine_plan``,
         also ``selection``: outputs print its ``reason``) and opened by the one session factory."""
-        self.engine_plan = make_plan(bundle, "vision", request.precision, request.session, variant_name=variant)
+        self.engine_plan = plan or make_plan(bundle, "vision", request.precision, request.session, variant_name=variant)
         self.selection = self.engine_plan
         self.variant = bundle.variant("vision", name=self.engine_plan.variant)
         self._session = open_session(self.engine_plan, bundle)
@@ -62,6 +68,15 @@ class ImageEmbedder:
     @property
     def image_size(self) -> tuple[int, int]:
         return self.transform.size
+
+    def crop_options(self, path: Any, bboxes: list[list[float]]) -> DecodeOptions:
+        """How to decode a frame that MegaDetector boxes (normalised ``bboxes``) are cut from: drafted
+        only when drafting is on and every crop keeps the whole-image margin (``crop_draft_size``)."""
+        if self.decode.draft_size is None or not bboxes:
+            return self.crop_decode
+        size = upright_size(path)
+        boxes = [crop_box(size[0], size[1], bbox) for bbox in bboxes] if size else []
+        return dataclasses.replace(self.crop_decode, draft_size=crop_draft_size(size, boxes, self.decode.draft_size[0]))
 
     def embed(self, pixels: np.ndarray) -> np.ndarray:
         """Normalised embeddings for preprocessed pixels; empty input gives an empty [0, dim]."""

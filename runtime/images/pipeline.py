@@ -70,7 +70,7 @@ def whole_image_preparer(transform: Callable[..., np.ndarray], decode: DecodeOpt
     """Prepare one whole image: decode, the model's transform, EXIF and full size in ``info``."""
 
     def prepare(item: ImageItem) -> Prepared:
-        decoded = load_image(item.path, decode)
+        decoded = load_image(item.path if item.data is None else item.data, decode)
         pixels = transform(decoded.image, approximate=decoded.scale > 1)[None]
         return Prepared(item, pixels=pixels, info={**decoded.exif, "width": decoded.width, "height": decoded.height})
 
@@ -94,33 +94,41 @@ def safe(prepare: Callable[[ImageItem], Prepared]) -> Callable[[ImageItem], Prep
     return run
 
 
-def prepare_stream(items: Iterable[ImageItem], prepare: Callable[[ImageItem], Prepared], threads: int, window: int) -> Iterator[Prepared]:
+def prepare_stream(items: Iterable[ImageItem], prepare: Callable[[ImageItem], Prepared], threads: int, window: int,
+                   cost: Callable[[ImageItem], int] | None = None) -> Iterator[Prepared]:
     """``prepare`` applied to every item, results in input order; ``threads=0`` runs inline; at
-    most ``window`` images in flight (a ``BatchPlan`` gives both)."""
+    most ``window`` images in flight (a ``BatchPlan`` gives both). ``cost(item)``: model inputs an
+    item may hold (a video: its frame cap); the window then counts those, with at least two items
+    in flight so one decodes while the model runs on the other (memory stays ~3 items' worth)."""
     prepare = safe(prepare)
     if threads <= 0:
         yield from map(prepare, items)
         return
     pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="decode")
     pending: deque = deque()
+    load = 0
     try:
         for item in items:
-            pending.append(pool.submit(prepare, item))
-            if len(pending) >= max(window, 1):
-                yield pending.popleft().result()
+            weight = 1 if cost is None else max(1, cost(item))
+            pending.append((pool.submit(prepare, item), weight))
+            load += weight
+            while load >= max(window, 1) and (len(pending) >= 2 or cost is None):
+                future, weight = pending.popleft()
+                load -= weight
+                yield future.result()
         while pending:
-            yield pending.popleft().result()
+            yield pending.popleft()[0].result()
     finally:  # interrupted or closed early: drop queued work instead of finishing it
-        for future in pending:
+        for future, _ in pending:
             future.cancel()
         pool.shutdown(wait=True, cancel_futures=True)
 
 
 def embedded(items: Iterable[ImageItem], prepare: Callable[[ImageItem], Prepared], embed: Callable[[np.ndarray], np.ndarray],
-             plan: BatchPlan) -> Iterator[tuple[Prepared, np.ndarray | None]]:
+             plan: BatchPlan, cost: Callable[[ImageItem], int] | None = None) -> Iterator[tuple[Prepared, np.ndarray | None]]:
     """Decode (``plan.threads`` ahead) and embed (``plan.batch_size`` per call): each image with its
-    embeddings, in input order."""
-    return embed_stream(prepare_stream(items, prepare, plan.threads, plan.window), embed, plan)
+    embeddings, in input order (``cost``: see ``prepare_stream``)."""
+    return embed_stream(prepare_stream(items, prepare, plan.threads, plan.window, cost), embed, plan)
 
 
 def embed_stream(prepared: Iterable[Prepared], embed: Callable[[np.ndarray], np.ndarray], plan: BatchPlan) -> Iterator[tuple[Prepared, np.ndarray | None]]:

@@ -4,9 +4,9 @@ The command line builds it once from its arguments (``runtime.cli.options``), th
 keyword arguments; after that it is passed down unchanged: the embedder, the classifier and the
 jobs read the fields they need from it. What *follows* from it is derived once, by its owner:
 the engine choice by ``runtime.engine`` (from ``precision`` and ``session``), the transform and
-the decode options by ``ImageEmbedder`` (it knows the model's input size, which ``fast_decode``
-needs), the batch plan by ``runtime.images.pipeline.BatchPlan``. So no layer re-wraps options,
-and a new option is one field here plus the one place that uses it.
+the decode options by ``ImageEmbedder`` (it knows the model's input size and the bundle's decode
+check, which ``decode`` needs), the batch plan by ``runtime.images.pipeline.BatchPlan``. So no
+layer re-wraps options, and a new option is one field here plus the one place that uses it.
 """
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bioclip_edge.errors import OptionError
+from bioclip_edge.runtime.images.decode_mode import DECODE_MODES
 from bioclip_edge.runtime.engine.session import SessionOptions
 
 
@@ -25,10 +26,15 @@ class ImageRequest:
     batch_size: int = 16  # images (or crops) per model call
     threads: int | None = None  # decode threads; None: BatchPlan's default; 0: decode inline
     max_pixels: int | None = None  # decompression-bomb guard; None: decode.DEFAULT_MAX_PIXELS
-    fast_decode: bool = False  # JPEGs at reduced scale (whole images only); see ImageTransform.draft_size
+    decode: str = "auto"  # auto | exact | draft: JPEG draft decoding, see runtime.images.decode_mode
+    fast_decode: bool = False  # deprecated (--fast-decode): True is decode="draft"
     session: SessionOptions = SessionOptions(backend="auto")  # as the CLI: see runtime.engine.selection
+    frame_interval: float = 1.0  # videos: one frame every this many seconds (runtime.images.video)
+    max_frames: int = 100  # videos: at most this many sampled frames each (bounds memory per video)
 
     def __post_init__(self) -> None:
+        if self.fast_decode and self.decode == "auto":  # the deprecated spelling, kept for one release
+            object.__setattr__(self, "decode", "draft")
         self.check()
 
     def check(self) -> None:
@@ -37,5 +43,13 @@ class ImageRequest:
             raise OptionError(f"--batch-size must be at least 1 (got {self.batch_size})")
         if self.threads is not None and self.threads < 0:
             raise OptionError(f"--threads must be 0 or more (got {self.threads})")
+        if self.decode not in DECODE_MODES:
+            raise OptionError(f"--decode {self.decode!r}: choose one of {', '.join(DECODE_MODES)}")
+        if self.fast_decode and self.decode != "draft":
+            raise OptionError(f"--fast-decode is --decode draft; it cannot go with --decode {self.decode}")
         if self.max_pixels is not None and self.max_pixels < 1:
             raise OptionError(f"--max-pixels must be positive (got {self.max_pixels})")
+        if not self.frame_interval > 0:
+            raise OptionError(f"--frame-interval must be a positive number of seconds (got {self.frame_interval})")
+        if self.max_frames < 1:
+            raise OptionError(f"--max-frames must be at least 1 (got {self.max_frames})")

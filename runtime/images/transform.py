@@ -59,15 +59,15 @@ class ImageTransform:
 
     @property
     def draft_size(self) -> tuple[int, int]:
-        """What to pass as ``DecodeOptions.draft_size`` for ``--fast-decode``: a JPEG may decode at
-        a reduced scale as long as both sides stay ``FAST_DECODE_MARGIN`` times the model's input
+        """What to pass as ``DecodeOptions.draft_size`` for draft decoding (``--decode``): a JPEG may
+        decode at a reduced scale as long as both sides stay ``FAST_DECODE_MARGIN`` times the model's input
         side, so the final (antialiased) resize still shrinks by that much. Square, so it holds
         whatever the EXIF orientation; for 224 px models and 1920x1080 frames it picks 1/2 scale."""
         side = FAST_DECODE_MARGIN * max(self.size)
         return (side, side)
 
     def __call__(self, image: "Image.Image", approximate: bool = False) -> np.ndarray:
-        """``approximate``: for pictures that are already inexact (``--fast-decode`` drafts),
+        """``approximate``: for pictures that are already inexact (drafted JPEGs, ``--decode``),
         resize only the centre crop (``crop_resize``) instead of the whole picture."""
         if image.mode != "RGB":
             raise ValueError(f"ImageTransform expects an RGB image, got mode {image.mode!r}; use runtime.images.decode.to_rgb first")
@@ -131,8 +131,9 @@ class ImageTransform:
 
 _TABLES: dict[tuple, np.ndarray] = {}  # (mean, std) -> [3, 256] table; a few bytes each, shared by threads
 
-# --fast-decode keeps the decoded JPEG at least this many times the model's input side (see
-# ``ImageTransform.draft_size``); measured on 1920x1080 photos (tests/test_fast_decode.py).
+# Draft decoding keeps the decoded JPEG at least this many times the model's input side (see
+# ``ImageTransform.draft_size``); measured on 1920x1080 photos (tests/test_fast_decode.py) and held
+# per bundle by the export's decode check (export/decode_check.py).
 FAST_DECODE_MARGIN = 2
 
 

@@ -13,6 +13,9 @@ Results follow SpeciesNet's shape: one dict per image with ``filepath``, ``predi
 best first: label, score, index into the label matrix) and ``failures`` (reasons; empty when
 the image was read), plus the EXIF ``datetime``/``make``/``model`` and the upright ``width`` and
 ``height`` when known. An unreadable image is a result with a failure, never an exception.
+A video (``runtime.images.video``) is one result: ``frame_rate``, ``frames_processed``, ``frames``
+(each sampled frame's number and top-k) and, as ``predictions``, the roll-up over its frames
+(``runtime.jobs.rollup``); a damaged one that kept some frames says so in ``note``.
 Everything that can be wrong with the bundle or the labels is raised from ``__init__``, before
 any image is read.
 """
@@ -29,6 +32,7 @@ from typing import Any, Iterable, Iterator
 import numpy as np
 
 from bioclip_edge.runtime.engine.bundle import Bundle
+from bioclip_edge.runtime.engine.plan import EnginePlan
 from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile, crop_box
 from bioclip_edge.errors import OptionError
 from bioclip_edge.runtime.images.embedder import ImageEmbedder
@@ -38,6 +42,10 @@ from bioclip_edge.runtime.images.request import ImageRequest
 from bioclip_edge.runtime.labels.digest import label_matrix_sha256
 from bioclip_edge.runtime.labels.spec import resolve_labels
 from bioclip_edge.runtime.images.pipeline import Prepared, embedded, whole_image_preparer
+from bioclip_edge.runtime.images.discover import is_video_name
+from bioclip_edge.runtime.images.media import frame_cost, media_preparer, video_crops, video_preparer
+from bioclip_edge.runtime.images.video import VideoSampling
+from bioclip_edge.runtime.jobs.rollup import mean_topk
 
 
 @dataclass(frozen=True)
@@ -57,19 +65,22 @@ class ClassifyRequest(ImageRequest):
 class Classifier:
     """Load once, then ``predict(paths)`` / ``iter_predict(paths)`` / ``iter_detections(...)``."""
 
-    def __init__(self, bundle: Bundle | str | os.PathLike, labels: Any, request: ClassifyRequest | None = None, **fields: Any):
+    def __init__(self, bundle: Bundle | str | os.PathLike, labels: Any, request: ClassifyRequest | None = None, *,
+                 engine_plan: EnginePlan | None = None, **fields: Any):
         """``request`` as built by the command line, or its fields as keywords (``top_k=3,
-        precision="fp32"``); keywords given with a request replace its fields."""
+        precision="fp32"``); keywords given with a request replace its fields. ``engine_plan``:
+        run this plan (made on a cluster's driver) instead of planning here."""
         request = request or ClassifyRequest()
         if fields:
             request = dataclasses.replace(request, **fields)
         self.request = request
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
         self.labels = resolve_labels(self.bundle, labels, request.recipe, request.label_cache_dir)
-        self.embedder = ImageEmbedder(self.bundle, request)
+        self.embedder = ImageEmbedder(self.bundle, request, plan=engine_plan)
         self.transform = self.embedder.transform
         self.names: list[str] = list(self.labels.names)
         self.top_k = min(request.top_k, len(self.names))
+        self.sampling = VideoSampling(request.frame_interval, request.max_frames)
 
     # --- whole images -------------------------------------------------------------------
     def predict(self, inputs: Iterable[str | os.PathLike], relative: bool = False) -> list[dict[str, Any]]:
@@ -84,12 +95,25 @@ class Classifier:
         return self.iter_items(items)
 
     def iter_items(self, items: Iterable[ImageItem]) -> Iterator[dict[str, Any]]:
-        prepare = whole_image_preparer(self.transform, self.embedder.decode)
-        for prepared, vectors in embedded(items, prepare, self.embedder.embed, self.embedder.plan):
+        prepare = media_preparer(whole_image_preparer(self.transform, self.embedder.decode),
+                                 video_preparer(self.transform, self.sampling))
+        for prepared, vectors in embedded(items, prepare, self.embedder.embed, self.embedder.plan, frame_cost(self.sampling)):
+            video = is_video_name(prepared.item.path)
+            numbers = prepared.info.get("frames_processed", [])
             record = _base_record(prepared)
-            if vectors is not None:
+            if video:
+                record.update(self._video_fields(numbers, vectors))
+            elif vectors is not None:
                 record["predictions"] = self.top_predictions(vectors)[0]
             yield _order(record)
+
+    def _video_fields(self, numbers: list[int], vectors: Any) -> dict[str, Any]:
+        """A video's frames (number + top-k each) and its roll-up (``jobs.rollup``); a failed
+        video gets MegaDetector's ``frame_rate`` -1 and no frames."""
+        if vectors is None:
+            return {"frame_rate": -1.0, "frames_processed": []}
+        frames = [{"frame_number": n, "predictions": p} for n, p in zip(numbers, self.top_predictions(vectors))]
+        return {"predictions": mean_topk((f["predictions"] for f in frames), self.top_k), "frames": frames}
 
     # --- MegaDetector boxes ---------------------------------------------------------------
     def iter_detections(
@@ -102,7 +126,8 @@ class Classifier:
     ) -> Iterator[dict[str, Any]]:
         """Classify each detection of ``categories`` with conf >= threshold; one record per image,
         in the file's order, carrying every detection (classified ones get ``predictions``).
-        Crops are cut from exact, full-resolution decodes (``request.fast_decode`` does not apply)."""
+        With draft decoding on, a still frame is drafted only as far as its smallest crop keeps the
+        whole-image margin, else decoded exactly (``ImageEmbedder.crop_options``); video frames exactly."""
         done, wanted = set(skip), detections.category_ids(categories)
         entries: dict[int, tuple[dict[str, Any], list[int]]] = {}
         items = []
@@ -122,7 +147,9 @@ class Classifier:
     def _prepare_crops(self, item: ImageItem, entry: dict[str, Any], targets: list[int]) -> Prepared:
         if not targets:  # nothing to classify: no need to decode the image
             return Prepared(item, pixels=np.zeros((0, 3, *self.transform.size), np.float32), info={"targets": []})
-        decoded = load_image(item.path, self.embedder.crop_decode)
+        if is_video_name(item.path):
+            return video_crops(item, entry["detections"], targets, self.transform)
+        decoded = load_image(item.path, self.embedder.crop_options(item.path, [entry["detections"][i]["bbox"] for i in targets]))
         crops = []
         for index in targets:
             box = crop_box(decoded.image.width, decoded.image.height, entry["detections"][index]["bbox"])
@@ -131,6 +158,7 @@ class Classifier:
         return Prepared(item, pixels=np.stack(crops), info=info)
 
     def _detection_record(self, prepared: Prepared, vectors: Any, entry: dict[str, Any], targets: list[int]) -> dict[str, Any]:
+        targets = prepared.info.get("targets", targets)  # a video's boxes in frames it lacks are left out
         record = _base_record(prepared)
         record.pop("predictions", None)
         dets = [dict(d) for d in entry.get("detections") or []]
@@ -174,6 +202,7 @@ class Classifier:
             "precision": self.embedder.variant.precision,
             "backend": self.embedder.backend,
             "chosen_because": self.embedder.selection.reason,
+            "decode_chosen_because": self.embedder.decode_choice.reason,
             "labels": len(self.names),
             "top_k": self.top_k,
             "random_weights": bool(model.source.random_weights),
@@ -181,8 +210,9 @@ class Classifier:
         }
 
     def decode_draft(self, detections: bool) -> tuple[int, int] | None:
-        """The draft size a run decodes with (None: exact): whole images may be fast, crops never."""
-        return None if detections else self.embedder.decode.draft_size
+        """The draft size a run decodes whole images with (None: exact); with ``detections`` crops
+        draft under the crop rule (``ImageEmbedder.crop_options``), so the mode is the same."""
+        return self.embedder.decode.draft_size
 
 
 def _detection_item(entry: dict[str, Any], root: Path) -> ImageItem:
@@ -203,14 +233,15 @@ def _base_record(prepared: Prepared) -> dict[str, Any]:
     record: dict[str, Any] = {"filepath": prepared.item.filepath, "predictions": [], "failures": []}
     if prepared.failure:
         record["failures"] = [prepared.failure]
-    for key in ("datetime", "make", "model", "width", "height"):
+    for key in ("datetime", "make", "model", "serial", "width", "height", "frame_rate", "frames_processed", "note"):
         if key in prepared.info:
             record[key] = prepared.info[key]
     prepared.pixels = None  # free the pixels as soon as they are used
     return record
 
 
-_ORDER = ("filepath", "predictions", "detections", "failures", "datetime", "make", "model", "width", "height", "extra", "md_failure")
+_ORDER = ("filepath", "predictions", "detections", "failures", "datetime", "make", "model", "serial", "width", "height",
+          "frame_rate", "frames_processed", "frames", "note", "extra", "md_failure")
 
 
 def _order(record: dict[str, Any]) -> dict[str, Any]:

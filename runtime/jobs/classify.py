@@ -27,13 +27,19 @@ from typing import Any, Callable, Iterator, Sequence
 from bioclip_edge.errors import OptionError
 from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile, read_detections
 from bioclip_edge.runtime.images.discover import ImageItem
+from bioclip_edge.runtime.jobs.engines import Engine, LocalEngine
 from bioclip_edge.runtime.jobs.runner import JobConfig, JobSummary, check_job_target, job_items, run_job
+from bioclip_edge.runtime.jobs.parquet_output import require_pyarrow
 from bioclip_edge.runtime.jobs.writers import format_for, write_results
 from bioclip_edge.runtime.jobs.previous_output import read_finished_output
 from bioclip_edge.runtime.jobs.fingerprint import classify_fingerprint, decode_description, fingerprint_token
+from bioclip_edge.runtime.jobs.media_fields import is_video_record, video_complete
+from bioclip_edge.runtime.jobs.rollup import RULE as ROLLUP_RULE
+from bioclip_edge.runtime.jobs.sequences import SequenceOptions, apply_sequences
 
 Record = dict[str, Any]
-DEFAULT_NAMES = {"megadetector": "predictions.json", "csv": "predictions.csv", "jsonl": "predictions.jsonl"}
+DEFAULT_NAMES = {"megadetector": "predictions.json", "csv": "predictions.csv", "jsonl": "predictions.jsonl",
+                 "parquet": "predictions.parquet"}
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,7 @@ class ClassifyJob:
     threshold: float = DEFAULT_THRESHOLD
     categories: tuple[str, ...] | None = DEFAULT_CATEGORIES  # None: every detection category
     relative_paths: bool = False  # only recorded here: the items carry their filepaths
+    sequences: SequenceOptions = SequenceOptions()  # --sequence-gap / --smooth: applied when writing
     resume: bool = False
     overwrite: bool = False
     checkpoint_images: int = 500
@@ -60,6 +67,8 @@ class ClassifyJob:
         fmt = format_for(self.out or "", self.fmt)
         object.__setattr__(self, "fmt", fmt)
         object.__setattr__(self, "out", Path(self.out or DEFAULT_NAMES[fmt]))
+        if fmt == "parquet":
+            require_pyarrow()  # refused here, before any work, when the parquet extra is missing
         if not 0.0 <= self.threshold <= 1.0:
             raise OptionError(f"--detection-threshold must be between 0 and 1 (got {self.threshold})")
 
@@ -88,15 +97,19 @@ class ClassifyJob:
         return job_items(inputs, self.relative_paths)
 
 
-def run_classify(clf: Any, job: ClassifyJob, inputs: str | os.PathLike | Sequence[str | os.PathLike | ImageItem] = ()) -> JobSummary:
-    """Classify ``inputs`` (files, folders, lists, or ``ImageItem``s) or ``job.detections``' boxes into ``job.out``."""
+def run_classify(clf: Any, job: ClassifyJob, inputs: str | os.PathLike | Sequence[str | os.PathLike | ImageItem] = (),
+                 engine: Engine | None = None) -> JobSummary:
+    """Classify ``inputs`` (files, folders, lists, or ``ImageItem``s) or ``job.detections``' boxes into ``job.out``;
+    ``engine``: where records are made (``LocalEngine`` by default; ``runtime.cluster.RayEngine`` on Ray)."""
+    engine = engine or LocalEngine()
     items = job.items(inputs) if inputs else []
     fingerprint = classify_fingerprint(clf, detections=job.detections is not None, threshold=job.threshold,
                                        categories=job.categories, relative_paths=job.relative_paths)
     draft = clf.decode_draft(job.detections is not None)
-    meta = {**clf.describe(), "decode": decode_description(draft), "run_fingerprint": fingerprint}
-    produce, order = _work(clf, job, items)
-    keep = _boxes_unchanged(job.detections) if job.detections is not None else None
+    meta = {**clf.describe(), **engine.describe(), "decode": decode_description(draft, job.detections is not None),
+            "run_fingerprint": fingerprint}
+    produce, order = _work(clf, job, items, engine)
+    keep = _boxes_unchanged(job.detections) if job.detections is not None else video_complete
 
     def finished() -> list[Record]:
         return read_finished_output(job.out, job.fmt, fingerprint, clf.names)
@@ -105,17 +118,17 @@ def run_classify(clf: Any, job: ClassifyJob, inputs: str | os.PathLike | Sequenc
     return run_job(produce, write, fingerprint, job.config, total=len(order), order=order, finished=finished, keep=keep)
 
 
-def _work(clf: Any, job: ClassifyJob, items: Sequence[ImageItem]) -> tuple[Callable[[set[str]], Iterator[Record]], list[str]]:
+def _work(clf: Any, job: ClassifyJob, items: Sequence[ImageItem], engine: Engine) -> tuple[Callable[[set[str]], Iterator[Record]], list[str]]:
     """``produce(skip)`` and the input order, for whole images or for detections."""
     detections = job.detections
     if detections is None:
         def produce(skip: set[str]) -> Iterator[Record]:
-            return clf.iter_items(item for item in items if item.filepath not in skip)
+            return engine.classify(clf, [item for item in items if item.filepath not in skip])
 
         return produce, [item.filepath for item in items]
 
     def produce_boxes(skip: set[str]) -> Iterator[Record]:
-        return clf.iter_detections(detections, job.image_root or Path("."), job.threshold, job.categories, skip)
+        return engine.classify_boxes(clf, detections, job.image_root or Path("."), job.threshold, job.categories, skip)
 
     return produce_boxes, [entry["file"] for entry in detections.images]
 
@@ -126,11 +139,23 @@ def _writer(clf: Any, job: ClassifyJob, meta: dict[str, Any], token: str) -> Cal
     descriptions = clf.category_descriptions()
 
     def write(path: Path, records: list[Record]) -> Any:
+        records = apply_sequences(records, job.sequences, clf.top_k)  # over the whole run's records: runtime.jobs.sequences
         if job.fmt != "megadetector":
             records = [{**r, "run": token} for r in records]
-        return write_results(path, records, job.fmt, meta, clf.names, detections, descriptions)
+        return write_results(path, records, job.fmt, _output_meta(meta, clf, job, records), clf.names, detections, descriptions)
 
     return write
+
+
+def _output_meta(meta: dict[str, Any], clf: Any, job: ClassifyJob, records: list[Record]) -> dict[str, Any]:
+    """The info block, plus how videos were sampled and rolled up and how sequences were formed,
+    when the output holds videos or sequences (still-image outputs stay as they were)."""
+    meta = dict(meta)
+    if any(is_video_record(r) for r in records) and job.detections is None:
+        meta.update({"video_sampling": clf.sampling.describe(), "video_rollup": ROLLUP_RULE})
+    if job.sequences.gap is not None:
+        meta.update({**job.sequences.describe(), "sequence_rollup": ROLLUP_RULE})
+    return meta
 
 
 def _boxes_unchanged(detections: DetectionsFile) -> Callable[[Record], bool]:

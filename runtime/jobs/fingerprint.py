@@ -6,7 +6,9 @@ onnxruntime fp32 differ slightly on the same graph), a sha256 of the label *embe
 (``label_digest``: the matrix, its scales, names and logit scale; the same names embedded with
 another ``--recipe`` differ here), the label count and recipe, the top-k, the mode (whole images
 or ``--detections``) with its threshold and categories, ``--relative-paths`` (the filepath is the
-key a resumed run skips by) and the decoding (exact or ``--fast-decode``).
+key a resumed run skips by) and the decoding (``exact``, or ``fast`` for draft JPEG decoding:
+``--decode draft``, or ``auto`` on a bundle whose decode check passed; the word predates
+``--decode``, so outputs of ``--fast-decode`` stay resumable).
 
 Where it is stored:
 
@@ -48,18 +50,25 @@ FIELDS: dict[str, str] = {
     "detection_threshold": "--detection-threshold",
     "detection_categories": "--detection-categories",
     "relative_paths": "--relative-paths",
-    "decode": "decoding (--fast-decode)",
+    "decode": "decoding (--decode exact or draft)",
+    "video_sampling": "video sampling (--frame-interval / --max-frames)",
 }
+# Fields recorded only when they differ from the default: a run that does not use them has the same
+# fingerprint and token as before they existed, so its outputs stay resumable (append only, at the end).
+OPTIONAL_FIELDS = ("video_sampling",)
 DESCRIPTIONS = {**FIELDS, "dtype": "--dtype"}  # embed's fingerprint adds the stored dtype
 REMEDY = "use the same bundle, labels and options to continue, or pass --overwrite to start over"
 
 
-def decode_description(draft_size: Any) -> str:
-    """How images were decoded, for the outputs' info blocks (the fingerprint keeps the mode)."""
+def decode_description(draft_size: Any, detections: bool = False) -> str:
+    """How images were decoded, for the outputs' info blocks (the fingerprint keeps the mode; why
+    it was chosen goes beside it, as ``decode_chosen_because``)."""
     if draft_size is None:
         return "exact"
-    return (f"fast: JPEGs decoded at reduced scale (1/2, 1/4 or 1/8) keeping >= {draft_size[0]}x{draft_size[1]} px, "
-            "then the exact resize; not bit-identical to open_clip; other formats exact")
+    crops = (f"; a MegaDetector crop's frame drafted only while the crop keeps >= {draft_size[0]} px on its short side, "
+             "else exact; video frames exact") if detections else ""
+    return (f"draft: JPEGs decoded at reduced scale (1/2, 1/4 or 1/8) keeping >= {draft_size[0]}x{draft_size[1]} px, "
+            f"then the exact resize; not bit-identical to open_clip; other formats exact{crops}")
 
 
 def classify_fingerprint(clf: Any, *, detections: bool, threshold: float | None, categories: tuple[str, ...] | None,
@@ -80,7 +89,15 @@ def classify_fingerprint(clf: Any, *, detections: bool, threshold: float | None,
         "detection_categories": (sorted(categories) if categories is not None else "all") if detections else None,
         "relative_paths": bool(relative_paths),
         "decode": "exact" if clf.decode_draft(detections) is None else "fast",
+        **video_sampling_field(getattr(clf, "sampling", None)),
     }
+
+
+def video_sampling_field(sampling: Any) -> dict[str, Any]:
+    """``video_sampling`` when not the default (one frame a second, at most 100): see OPTIONAL_FIELDS."""
+    if sampling is None or (sampling.interval, sampling.max_frames) == (1.0, 100):
+        return {}
+    return {"video_sampling": {"interval": sampling.interval, "max_frames": sampling.max_frames}}
 
 
 def embed_fingerprint(embedder: Any, *, dtype: str, relative_paths: bool, draft_size: Any) -> dict[str, Any]:
@@ -99,7 +116,10 @@ def embed_fingerprint(embedder: Any, *, dtype: str, relative_paths: bool, draft_
 
 def fingerprint_token(fingerprint: dict[str, Any]) -> str:
     """The compact per-row form (CSV, JSON Lines): version, then a short digest per field."""
-    return f"{FINGERPRINT_VERSION}:" + ".".join(_digest(fingerprint.get(key)) for key in FIELDS)
+    keys = list(FIELDS)
+    while keys and keys[-1] in OPTIONAL_FIELDS and keys[-1] not in fingerprint:
+        keys.pop()  # absent optional fields leave the token as it was before they existed
+    return f"{FINGERPRINT_VERSION}:" + ".".join(_digest(fingerprint.get(key)) for key in keys)
 
 
 def check_fingerprint(then: Any, now: dict[str, Any], where: str, remedy: str = REMEDY) -> None:
@@ -107,7 +127,7 @@ def check_fingerprint(then: Any, now: dict[str, Any], where: str, remedy: str = 
     if not isinstance(then, dict):
         raise ResumeMismatchError(f"{where}: holds no readable run fingerprint; {remedy}")
     _check_version(then.get(VERSION_KEY), now, where)
-    keys = [k for k in now if then.get(k) != now.get(k)]
+    keys = [k for k in [*now, *(k for k in OPTIONAL_FIELDS if k in then and k not in now)] if then.get(k) != now.get(k)]
     if keys:
         detail = "; ".join(f"{DESCRIPTIONS.get(k, k)}: {_show(k, then.get(k))} then, {_show(k, now.get(k))} now" for k in keys)
         raise ResumeMismatchError(f"{where}: was written by a different run ({detail}); {remedy}")
@@ -119,8 +139,11 @@ def check_token(token: str, now: dict[str, Any], where: str) -> None:
     _check_version(int(version) if version.isdigit() else None, now, where)
     theirs = digests.split(".")
     ours = fingerprint_token(now).partition(":")[2].split(".")
-    if len(theirs) != len(ours):
+    if not len(FIELDS) - len(OPTIONAL_FIELDS) <= len(theirs) <= len(FIELDS):
         raise ResumeMismatchError(f"{where}: its run token {token!r} is damaged; {REMEDY}")
+    absent = _digest(None)  # optional fields a shorter token leaves off (OPTIONAL_FIELDS)
+    theirs += [absent] * (len(FIELDS) - len(theirs))
+    ours += [absent] * (len(FIELDS) - len(ours))
     keys = [key for key, a, b in zip(FIELDS, theirs, ours) if a != b]
     if keys:
         named = ", ".join(FIELDS[k] for k in keys)

@@ -15,6 +15,8 @@ the same format gives the same bytes for every kept image:
 The run's fingerprint is checked before any record is built (``run_fingerprint``). Failed images
 come back as records with ``failures`` (the job retries them). An output without a fingerprint
 (written before version 2, or by another tool) is refused: nothing proves how it was made.
+``read_output_records`` reads the same formats without any fingerprint, for readers that only look
+(the preview page); it never feeds ``--resume``.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from typing import Any, Callable, Sequence
 
 from bioclip_edge.errors import PreviousOutputError
 from bioclip_edge.runtime.jobs.writers import EXIF_FIELDS
+from bioclip_edge.runtime.jobs.media_fields import csv_read_back, jsonl_read_back, md_read_back, restore_own
 from bioclip_edge.runtime.jobs.fingerprint import REMEDY, check_fingerprint, check_token
 
 Record = dict[str, Any]
@@ -37,12 +40,33 @@ BOX_COLUMNS = ("detection", "detection_category", "detection_conf", "bbox_x", "b
 def read_finished_output(path: str | os.PathLike, fmt: str, fingerprint: dict[str, Any], names: Sequence[str]) -> list[Record]:
     """Records of the finished output at ``path`` (format ``fmt``), after checking it was made
     by a run with this ``fingerprint``; ``names`` are the label set's names (row order)."""
-    readers: dict[str, Callable[..., list[Record]]] = {"megadetector": _read_md, "csv": _read_csv, "jsonl": _read_jsonl}
+    readers: dict[str, Callable[..., list[Record]]] = {"megadetector": _read_md, "csv": _read_csv, "jsonl": _read_jsonl,
+                                                       "parquet": _read_parquet}
     return readers[fmt](Path(path), fingerprint, list(names))
+
+
+def read_output_records(path: str | os.PathLike, fmt: str) -> list[Record]:
+    """Records of any output at ``path`` with NO fingerprint check: for readers that only look (the
+    preview page), never for extending an output. Label rows are the document's own (MegaDetector),
+    or unknown (-1, CSV)."""
+    path = Path(path)
+    if fmt == "megadetector":
+        return md_document_records(load_md_document(path), path)
+    return {"csv": _read_csv, "jsonl": _read_jsonl}[fmt](path, None, [])
 
 
 # --- MegaDetector -------------------------------------------------------------------------------
 def _read_md(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list[Record]:
+    doc = load_md_document(path)
+    meta = (doc.get("info") or {}).get("classifier_metadata") or {}
+    if not isinstance(meta, dict) or "run_fingerprint" not in meta:
+        raise _unproven(path)
+    check_fingerprint(meta["run_fingerprint"], fingerprint, str(path))
+    return md_document_records(doc, path, names, whole=fingerprint.get("mode") != "detections")
+
+
+def load_md_document(path: Path) -> dict[str, Any]:
+    """The MegaDetector document at ``path``, refused unless it holds an ``images`` list of files."""
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -50,12 +74,24 @@ def _read_md(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list[
     images = doc.get("images") if isinstance(doc, dict) else None
     if not isinstance(images, list) or not all(isinstance(im, dict) and isinstance(im.get("file"), str) for im in images):
         raise PreviousOutputError(f"{path}: not a MegaDetector output (no 'images' list of files); pass --overwrite to replace it")
-    meta = (doc.get("info") or {}).get("classifier_metadata") or {}
-    if not isinstance(meta, dict) or "run_fingerprint" not in meta:
-        raise _unproven(path)
-    check_fingerprint(meta["run_fingerprint"], fingerprint, str(path))
-    whole = fingerprint.get("mode") != "detections"
-    return [_md_record(image, names, whole, path) for image in images]
+    return doc
+
+
+def md_document_records(doc: dict[str, Any], path: Path, names: list[str] | None = None, whole: bool | None = None) -> list[Record]:
+    """Records of a loaded MegaDetector document, no fingerprint checked (readers that only look, such
+    as the preview, use this too). ``names`` default to the document's own classification categories,
+    ``whole`` to what its ``info.classifier_metadata.whole_image`` says (a detector's file: boxes)."""
+    if names is None:
+        names = _md_names(doc.get("classification_categories") or {})
+    if whole is None:
+        whole = bool(((doc.get("info") or {}).get("classifier_metadata") or {}).get("whole_image"))
+    return [_md_record(image, names, whole, path) for image in doc["images"]]
+
+
+def _md_names(categories: dict[str, Any]) -> list[str]:
+    """Category id -> name as a list by row (ids missing from a large label set: ``label N``)."""
+    ids = {int(k): str(v) for k, v in categories.items() if str(k).isdigit()}
+    return [ids.get(i, f"label {i}") for i in range(max(ids, default=-1) + 1)]
 
 
 def _md_record(image: dict[str, Any], names: list[str], whole: bool, path: Path) -> Record:
@@ -67,9 +103,10 @@ def _md_record(image: dict[str, Any], names: list[str], whole: bool, path: Path)
     failure = image.get("failure") or image.get("classification_failure")
     record["failures"] = [str(failure)] if failure else []
     dets = image.get("detections")
+    md_read_back(image, record, lambda pairs: _md_predictions(pairs, names, path), whole)  # videos, sequences
     if whole:
         first = dets[0] if isinstance(dets, list) and dets else {}
-        record["predictions"] = _md_predictions(first.get("classifications") or [], names, path)
+        record.setdefault("predictions", _md_predictions(first.get("classifications") or [], names, path))
         return record
     record["detections"] = None if dets is None else [_md_detection(d, names, path) for d in dets]
     record["extra"] = extra
@@ -94,7 +131,7 @@ def _md_predictions(pairs: list[Any], names: list[str], path: Path) -> list[dict
 
 
 # --- CSV -----------------------------------------------------------------------------------------
-def _read_csv(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list[Record]:
+def _read_csv(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) -> list[Record]:
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
@@ -103,7 +140,8 @@ def _read_csv(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list
         raise PreviousOutputError(f"{path}: cannot read it back as CSV ({exc}); pass --overwrite to replace it") from None
     if "filepath" not in header:
         raise PreviousOutputError(f"{path}: has no 'filepath' column; not a bioclip-edge CSV output: pass --overwrite to replace it")
-    _check_tokens(path, [row.get("run") for row in rows], fingerprint)
+    if fingerprint is not None:
+        _check_tokens(path, [row.get("run") for row in rows], fingerprint)
     index = {}
     for i, name in enumerate(names):
         index.setdefault(name, i)
@@ -116,6 +154,21 @@ def _read_csv(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list
     return list(records.values())
 
 
+def _read_parquet(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) -> list[Record]:
+    """The records stored whole in the ``record`` column, after the metadata's fingerprint (None: not checked)."""
+    from bioclip_edge.runtime.jobs.parquet_output import read_classify_records
+
+    meta, records = read_classify_records(path)
+    if fingerprint is not None:
+        if "run_fingerprint" not in meta:
+            raise _unproven(path)
+        check_fingerprint(meta["run_fingerprint"], fingerprint, str(path), remedy=REMEDY)
+    for record in records:
+        record.pop("run", None)
+        restore_own(record)  # sequence fields are computed again when the output is written
+    return records
+
+
 def _csv_record(row: dict[str, str], boxes: bool, index: dict[str, int]) -> Record:
     record: Record = {"filepath": row["filepath"], "failures": [row["failure"]] if row.get("failure") else []}
     record.update({k: row[k] for k in EXIF_FIELDS if row.get(k)})
@@ -124,6 +177,7 @@ def _csv_record(row: dict[str, str], boxes: bool, index: dict[str, int]) -> Reco
         record["detections"] = []
     else:
         record["predictions"] = _csv_predictions(row, index)
+        csv_read_back(row, record, lambda r, prefix: _csv_predictions(r, index, prefix), _number)  # videos, sequences
     return record
 
 
@@ -132,19 +186,22 @@ def _csv_detection(row: dict[str, str], index: dict[str, int]) -> dict[str, Any]
     if row.get("detection_conf", "") != "":
         det["conf"] = _number(row["detection_conf"])
     det["bbox"] = [_number(row.get(f"bbox_{c}", "")) for c in "xywh"]
+    if row.get("frame_number", "") != "":
+        det["frame_number"] = int(row["frame_number"])
     predictions = _csv_predictions(row, index)
     if predictions:
         det["predictions"] = predictions
     return det
 
 
-def _csv_predictions(row: dict[str, str], index: dict[str, int]) -> list[dict[str, Any]]:
-    """``label_i``/``score_i`` cells; the index is the label's first row (CSV does not write it)."""
+def _csv_predictions(row: dict[str, str], index: dict[str, int], prefix: str = "") -> list[dict[str, Any]]:
+    """``label_i``/``score_i`` cells (``prefix``: ``image_`` for a smoothed row's own); the index is
+    the label's first row (CSV does not write it)."""
     out = []
     k = 1
-    while row.get(f"label_{k}"):
-        label = row[f"label_{k}"]
-        out.append({"label": label, "score": float(row[f"score_{k}"]), "index": index.get(label, -1)})
+    while row.get(f"{prefix}label_{k}"):
+        label = row[f"{prefix}label_{k}"]
+        out.append({"label": label, "score": float(row[f"{prefix}score_{k}"]), "index": index.get(label, -1)})
         k += 1
     return out
 
@@ -158,7 +215,7 @@ def _number(text: str) -> Any:
 
 
 # --- JSON Lines ------------------------------------------------------------------------------------
-def _read_jsonl(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list[Record]:
+def _read_jsonl(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) -> list[Record]:
     records = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -172,11 +229,12 @@ def _read_jsonl(path: Path, fingerprint: dict[str, Any], names: list[str]) -> li
         if not isinstance(record, dict) or "filepath" not in record:
             raise PreviousOutputError(f"{path}: line {number} is not a result record; pass --overwrite to replace it")
         records.append(record)
-    _check_tokens(path, [r.get("run") for r in records], fingerprint)
+    if fingerprint is not None:
+        _check_tokens(path, [r.get("run") for r in records], fingerprint)
     for record in records:
         record.pop("run", None)
         record.pop("warning", None)
-    return records
+    return jsonl_read_back(records)  # a video's frame rows back into its record
 
 
 # --- shared ----------------------------------------------------------------------------------------

@@ -169,12 +169,15 @@ def _unique(records: list[Record]) -> list[Record]:
 
 def _produce_into(checkpoint: Checkpoint, records: Iterator[Record], todo: int | None, progress: bool | None) -> int:
     """Drain ``records`` into the checkpoint; on any exit, save what is finished."""
-    processed = 0
+    processed = failed = 0
     bar = progress_bar(todo, "img", "classifying", progress)
     try:
         for record in records:
             checkpoint.add(record)
             processed += 1
+            if is_failed(record):
+                failed += 1
+                bar.set_postfix_str(f"{failed} failed", refresh=False)
             bar.update(1)
     except BaseException:
         checkpoint.save()  # interrupted or crashed: keep every finished result

@@ -49,8 +49,10 @@ from pathlib import Path
 from typing import Any, Iterable, Sequence
 
 from bioclip_edge.runtime.common.files import write_atomic
+from bioclip_edge.runtime.jobs.media_fields import (csv_extra_cells, csv_extra_header, is_video_record, jsonl_rows,
+                                                    md_sequence_fields, md_video_fields)
 
-FORMATS = ("megadetector", "csv", "jsonl")
+FORMATS = ("megadetector", "csv", "jsonl", "parquet")
 MD_FORMAT_VERSION = "1.6"  # MegaDetector's current_format_version (detection/run_detector_batch.py)
 TYPICAL_THRESHOLD_CHANCE_MULTIPLE = 5.0  # typical threshold = this x the uniform share 1 / N ...
 TYPICAL_THRESHOLD_BOUNDS = (0.075, 0.5)  # ... clamped: Timelapse's 0.03 floor x 2.5, Timelapse's default
@@ -66,7 +68,7 @@ def format_for(path: str | os.PathLike, fmt: str | None) -> str:
     if fmt:
         return fmt
     suffix = Path(path).suffix.lower()
-    return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl"}.get(suffix, "megadetector")
+    return {".csv": "csv", ".jsonl": "jsonl", ".ndjson": "jsonl", ".parquet": "parquet"}.get(suffix, "megadetector")
 
 
 def write_results(
@@ -86,6 +88,10 @@ def write_results(
         return write_atomic(path, csv_text(records, meta))
     if fmt == "jsonl":
         return write_atomic(path, jsonl_text(records, meta))
+    if fmt == "parquet":  # one row per image; the schema metadata holds ``meta`` (runtime.jobs.parquet_output)
+        from bioclip_edge.runtime.jobs.parquet_output import write_classify_parquet
+
+        return write_classify_parquet(path, records, meta)
     raise ValueError(f"unknown output format {fmt!r}; choose one of {FORMATS}")
 
 
@@ -161,6 +167,8 @@ def _md_image(record: dict[str, Any], used: set[int], from_detector: bool) -> di
     for key in EXIF_FIELDS:
         if key in record:
             image[key] = record[key]
+    md_video_fields(record, image, used, whole=not from_detector)  # videos: runtime.jobs.media_fields
+    md_sequence_fields(record, image, used)
     if record.get("md_failure"):  # MegaDetector's own failure, kept as it was
         image["failure"] = record["md_failure"]
         image["detections"] = None
@@ -171,6 +179,8 @@ def _md_image(record: dict[str, Any], used: set[int], from_detector: bool) -> di
             image["failure"] = "; ".join(failures)
             image["detections"] = None
             return image
+        if is_video_record(record):
+            return image  # one whole-frame detection per sampled frame, added above
         det = {"category": "1", "conf": 1.0, "bbox": list(WHOLE_IMAGE_BBOX), "classifications": _classifications(record["predictions"], used)}
         image["detections"] = [det]
         return image
@@ -209,6 +219,7 @@ def csv_rows(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> tuple[l
     for i in range(1, k + 1):
         header += [f"label_{i}", f"score_{i}"]
     header += [*EXIF_FIELDS, "width", "height", "failure"]
+    header += csv_extra_header(records, k)  # videos, sequences, serial, frame numbers: only when present
     if meta.get("random_weights"):
         header.append("warning")
     if any("run" in r for r in records):
@@ -218,6 +229,7 @@ def csv_rows(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> tuple[l
         base = {key: r.get(key, "") for key in (*EXIF_FIELDS, "width", "height", "run")}
         base["filepath"] = r["filepath"]
         base["failure"] = "; ".join(([r["md_failure"]] if r.get("md_failure") else []) + (r.get("failures") or []))
+        base.update(csv_extra_cells(r, _label_cells))
         if meta.get("random_weights"):
             base["warning"] = RANDOM_WARNING
         if not with_boxes:
@@ -229,7 +241,7 @@ def csv_rows(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> tuple[l
         for i, det in enumerate(dets):
             x, y, w, h = det.get("bbox", ["", "", "", ""])
             box = {"detection": i, "detection_category": det.get("category", ""), "detection_conf": det.get("conf", ""),
-                   "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h}
+                   "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "frame_number": det.get("frame_number", "")}
             rows.append({**base, **box, **_label_cells(det.get("predictions") or [])})
     return header, rows
 
@@ -254,4 +266,4 @@ def csv_text(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
 # --- JSON Lines ---------------------------------------------------------------------------------
 def jsonl_text(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
     extra = {"warning": RANDOM_WARNING} if meta.get("random_weights") else {}
-    return "".join(json.dumps({**r, **extra}, ensure_ascii=False) + "\n" for r in records)
+    return "".join(json.dumps({**row, **extra}, ensure_ascii=False) + "\n" for r in records for row in jsonl_rows(r))

@@ -52,7 +52,7 @@ Animalia,Chordata,Mammalia,Primates,Hominidae,Homo,sapiens,human
 """
 # Everything that could make numbers depend on the machine or on a default is pinned.
 PINNED = ("--precision", "fp32", "--backend", "onnxruntime", "--batch-size", "4", "--threads", "0",
-          "--model-threads", "1", "--providers", "cpu", "--top-k", "3", "--no-progress")
+          "--model-threads", "1", "--providers", "cpu", "--top-k", "3", "--no-progress", "--decode", "exact")
 
 # case -> (output suffix, options after BUNDLE; {card}, {labels}, {matrix}, {md} are filled in)
 CASES: dict[str, tuple[str, tuple[str, ...]]] = {
