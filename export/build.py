@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import logging
+import os
 import shutil
 import time
 from dataclasses import dataclass, field
@@ -30,7 +31,7 @@ from ..runtime.engine.manifest import (
 from . import precision as prec
 from .calibration import BUILTIN_CALIBRATION_IMAGES, FOLDER_CALIBRATION_IMAGES, calibration_files, calibration_set
 from .onnx_export import DEFAULT_OPSET, OnnxFile, export_tower
-from .nncf_gate import gate_figures, gate_misses, gate_text
+from .nncf_gate import choose_preset, gate_figures, gate_misses, preset_verdict
 from .parity import REFERENCE_FILE, Reference, measure, run_variant
 from .sources import LoadedModel, ModelRequest, load_model
 from .towers import VisionTower, count_params, text_tower_for, use_export_attention
@@ -226,33 +227,43 @@ def _static_variant(cfg: ExportConfig, work: Path, fp32: OnnxFile, pixels: np.nd
 
 def _nncf_variant(cfg: ExportConfig, work: Path, fp32: OnnxFile, pixels: np.ndarray, calibration: dict,
                   ref: Reference, dynamic_length: bool, say: Callable[[str], None]) -> Variant:
-    """The NNCF int8 vision graph for OpenVINO. Preset ``auto`` tries the fast ``performance`` preset
-    and keeps it only if it passes the gate (``gate_misses``) on the reference photos plus the
-    calibration images; otherwise the ``transformer`` preset (closest to fp32 on average) is
-    written instead. The manifest records the gate's figures and the decision."""
-    presets = ("performance", "transformer") if cfg.nncf_preset == "auto" else (cfg.nncf_preset,)
-    note = None
-    for preset in presets:
-        say(f"quantizing vision int8 with NNCF ({preset} preset, for OpenVINO) on {len(pixels)} images")
-        qn = prec.QuantSettings("static", op_types=("all",), calibration={**calibration, "method": f"nncf-{preset}"})
-        f8n = prec.quantize_nncf_int8(fp32.graph, work / "vision.int8-nncf.onnx",
-                                      [pixels[i:i + 1] for i in range(len(pixels))], "pixels", qn, preset)
-        quant = {**qn.to_manifest(), "tool": "nncf", "preset": preset, "for_backend": "openvino"}
-        if note:
-            quant["preset_note"] = note
-        variant = _variant(work, f8n, "vision", "int8", "pixels", cfg.opset, dynamic_length, name="vision.int8-nncf",
-                           storage="int8", compute="int8", quantization=quant)
-        if preset != "performance" or len(presets) == 1:
-            return variant
-        figures = gate_figures(fp32.graph, f8n.graph, np.concatenate([ref.pixels, pixels]), ref.text_embeddings)
-        missed = gate_misses(figures)
-        verdict = f"performance preset kept ({gate_text()})" if not missed else \
-            f"performance preset missed the gate ({missed}); transformer preset written instead"
-        note = f"auto: {verdict}; {figures.text()}"
-        say(note)
-        if not missed:
-            return _replace(variant, quantization={**quant, "preset_note": note})
-    return variant
+    """The NNCF int8 vision graph for OpenVINO. Preset ``auto`` keeps the fast ``performance``
+    preset when it passes the gate (``nncf_gate.choose_preset``) on the reference photos plus the
+    calibration images; otherwise the ``transformer`` preset is quantized and *measured the same
+    way*, and the one that passes (or, when both miss, the one closer to fp32) is written. The
+    manifest records both figures, the decision and ``gate_passed``: ``--precision auto`` never
+    picks a graph that missed the gate."""
+    if cfg.nncf_preset != "auto":
+        return _nncf_candidate(cfg, work, fp32, pixels, calibration, cfg.nncf_preset, work / "vision.int8-nncf.onnx", say)[0]
+    gate_pixels = np.concatenate([ref.pixels, pixels])
+    fast, fast_file = _nncf_candidate(cfg, work, fp32, pixels, calibration, "performance", work / "vision.int8-nncf.onnx", say)
+    measured = [("performance", fast, gate_figures(fp32.graph, fast_file.graph, gate_pixels, ref.text_embeddings))]
+    if gate_misses(measured[0][2]):
+        other, other_file = _nncf_candidate(cfg, work, fp32, pixels, calibration, "transformer",
+                                            work / "vision.int8-nncf.transformer.onnx", say)
+        measured.append(("transformer", other, gate_figures(fp32.graph, other_file.graph, gate_pixels, ref.text_embeddings)))
+    preset, variant, figures = choose_preset(measured)
+    note = f"auto: {preset_verdict(measured, preset)}"
+    say(note)
+    if preset == "transformer":  # the chosen graph takes the variant's file name
+        os.replace(work / "vision.int8-nncf.transformer.onnx", work / "vision.int8-nncf.onnx")
+        variant = _replace(variant, file="vision.int8-nncf.onnx")
+    else:
+        (work / "vision.int8-nncf.transformer.onnx").unlink(missing_ok=True)
+    quant = {**(variant.quantization or {}), "preset_note": note, "gate_passed": not gate_misses(figures)}
+    return _replace(variant, quantization=quant)
+
+
+def _nncf_candidate(cfg: ExportConfig, work: Path, fp32: OnnxFile, pixels: np.ndarray, calibration: dict, preset: str,
+                    target: Path, say: Callable[[str], None]) -> tuple[Variant, OnnxFile]:
+    """One preset's NNCF graph at ``target``, as the ``vision.int8-nncf`` variant it would be."""
+    say(f"quantizing vision int8 with NNCF ({preset} preset, for OpenVINO) on {len(pixels)} images")
+    qn = prec.QuantSettings("static", op_types=("all",), calibration={**calibration, "method": f"nncf-{preset}"})
+    f8n = prec.quantize_nncf_int8(fp32.graph, target, [pixels[i:i + 1] for i in range(len(pixels))], "pixels", qn, preset)
+    quant = {**qn.to_manifest(), "tool": "nncf", "preset": preset, "for_backend": "openvino"}
+    variant = _variant(work, f8n, "vision", "int8", "pixels", cfg.opset, False, name="vision.int8-nncf",
+                       storage="int8", compute="int8", quantization=quant)
+    return variant, f8n
 
 
 def _derived_variants(cfg: ExportConfig, work: Path, f: OnnxFile, tower: str, input_name: str,

@@ -205,19 +205,44 @@ def test_nncf_performance_preset_is_recorded_and_keeps_unit_norms(tiny_model_dir
 @pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
 def test_nncf_auto_preset_falls_back_when_the_gate_is_missed(tiny_model_dir: Path, photo_dir: Path, tmp_path: Path,
                                                              monkeypatch):
-    """auto tries the performance preset first; a graph that misses the gate is replaced by the
-    transformer preset, and the manifest says why (a gate no graph can pass forces that path)."""
+    """auto tries the performance preset first; when it misses the gate the transformer preset is
+    measured too, the closer one is written, and a graph that missed is marked so ``--precision
+    auto`` leaves it alone (a gate no graph can pass forces that path)."""
     import bioclip_edge.export.nncf_gate as gate
+    from bioclip_edge.runtime.engine.selection import select_vision
 
     monkeypatch.setattr(gate, "NNCF_GATE_COSINE_MIN", 1.5)
     out = tmp_path / "auto"
     export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
                                calibration=photo_dir, parity_images=6))
-    v = Bundle.open(out).variant("vision", name="vision.int8-nncf")
-    assert v.quantization["preset"] == "transformer"
+    bundle = Bundle.open(out)
+    v = bundle.variant("vision", name="vision.int8-nncf")
     note = v.quantization["preset_note"]
-    assert "missed the gate" in note and "min cosine" in note and "gate on 12 images" in note  # 6 reference + 6 calibration
-    assert v.parity.passed
+    assert "performance preset missed the gate" in note and "transformer preset missed the gate" in note
+    assert "both missed" in note and "gate on 12 images" in note  # 6 reference + 6 calibration, each preset
+    assert v.quantization["gate_passed"] is False and v.parity.passed
+    assert not list(out.glob("*transformer*"))  # the candidate file not chosen is gone
+    chosen = select_vision(bundle, "auto", "auto", caps=("FP32", "BF16", "INT8"))
+    assert chosen.variant.name == "vision.fp32"  # a graph that missed the gate is not picked by auto
+    from bioclip_edge.runtime.engine.summary import quantization_notes
+
+    assert any("missed the preset gate" in line for line in quantization_notes(bundle.manifest.variants))
+
+
+def test_nncf_preset_choice_prefers_a_pass_then_closeness():
+    from bioclip_edge.export.nncf_gate import GateFigures, choose_preset, preset_verdict
+    from bioclip_edge.runtime.engine.manifest import Top1Check
+
+    def figures(cos_min: float) -> GateFigures:
+        return GateFigures(40, cos_min, Top1Check(30, 30, 10, 40, 0.001, 10, bound=0.99))
+
+    fast, safe = ("performance", "P", figures(0.998)), ("transformer", "T", figures(0.999))
+    assert choose_preset([fast])[0] == "performance"
+    assert choose_preset([("performance", "P", figures(0.990)), safe])[0] == "transformer"  # only it passes
+    closer = choose_preset([("performance", "P", figures(0.994)), ("transformer", "T", figures(0.978))])
+    assert closer[0] == "performance"  # both miss: the closer to fp32 (what the trained tiny model showed)
+    assert "both missed" in preset_verdict([("performance", "P", figures(0.994)), ("transformer", "T", figures(0.978))],
+                                           "performance")
 
 
 def test_performance_gate_holds_top1_on_clear_margins_only():

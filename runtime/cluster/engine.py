@@ -98,7 +98,7 @@ class RayEngine:
 
     # --- shared -------------------------------------------------------------------------------
     def worker_spec(self, bundle: Any, embedder: Any, request: Any, labels: Any, first: str | None,
-              detections: dict[str, Any] | None = None, output: str = "records") -> WorkerSpec:
+                    detections: dict[str, Any] | None = None, output: str = "records") -> WorkerSpec:
         """The driver's decisions as data, after checking that every node can act on them."""
         info = self.start()
         plan = embedder.engine_plan

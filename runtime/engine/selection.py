@@ -98,7 +98,7 @@ def _auto(bundle: Bundle, backend: str, providers: tuple[str, ...], machine: Cap
     if backend in ("auto", "openvino"):
         choice: backends.BackendChoice = backends.choose_backend(backend, caps=machine)  # raises when openvino was asked for but is missing
         nncf = verified.get("vision.int8-nncf")
-        if caps and "INT8" in caps and nncf is not None and _nncf_preset(nncf) == "performance":
+        if caps and "INT8" in caps and nncf is not None and _nncf_preset(nncf) == "performance" and _gate_passed(nncf):
             return Selection(nncf, "openvino", "auto: OpenVINO int8 (VNNI/AMX) on the NNCF performance-preset graph, "
                                                "parity verified at export")
         if caps and "BF16" in caps:
@@ -127,6 +127,12 @@ def _is_dynamic_int8(variant: Variant) -> bool:
 
 def _nncf_preset(variant: Variant) -> str | None:
     return (variant.quantization or {}).get("preset")
+
+
+def _gate_passed(variant: Variant) -> bool:
+    """False only where the export's preset gate recorded a miss for the graph it shipped (both
+    presets missed; export/nncf_gate.py); older bundles without the record passed to ship it."""
+    return (variant.quantization or {}).get("gate_passed") is not False
 
 
 def machine_caps(backend: str, caps: Caps | None = None) -> Caps:

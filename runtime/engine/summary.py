@@ -73,6 +73,7 @@ def quantization_notes(variants: tuple[Variant, ...] | list[Variant]) -> list[st
         q = v.quantization or {}
         cal = q.get("calibration") if isinstance(q.get("calibration"), dict) else None
         parts = ([f"NNCF {q['preset']} preset"] if q.get("preset") else []) + \
+            (["missed the preset gate: --precision auto does not pick it"] if q.get("gate_passed") is False else []) + \
             ([f"calibrated on {calibration_source(cal)}"] if cal else [])
         builtin = builtin or bool(cal and cal.get("kind") == "builtin")
         if parts:
