@@ -84,7 +84,7 @@ def load_image(path: str | os.PathLike | bytes, options: DecodeOptions = DecodeO
     data = path if isinstance(path, (bytes, bytearray, memoryview)) else None
     path = Path("<bytes>") if data is not None else Path(path)
     if data is None:
-        _check_file(path)
+        check_file(path)
     elif not len(data):
         raise ImageDecodeError("empty file (0 bytes)")
     try:
@@ -146,7 +146,7 @@ def _orientation(image: Any) -> int:
         return 1
 
 
-def _check_file(path: Path) -> None:
+def check_file(path: Path) -> None:
     """Stat the file first so links, folders and empty files get a precise reason."""
     try:
         st = path.stat()

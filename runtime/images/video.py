@@ -32,7 +32,7 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from bioclip_edge.runtime.images.decode import ImageDecodeError, _check_file as check_file  # the same checks as stills
+from bioclip_edge.runtime.images.decode import ImageDecodeError, check_file  # the same checks as stills
 
 VIDEO_EXTRA = 'pip install "bioclip-edge[video]"'
 
