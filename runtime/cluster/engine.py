@@ -60,8 +60,7 @@ class RayEngine:
     def classify(self, clf: Any, items: Sequence[ImageItem]) -> Iterator[Record]:
         """Records for whole images, as ``Classifier.iter_items`` gives them locally."""
         spec = self.worker_spec(clf.bundle, clf.embedder, clf.request, labels=self.ship_labels(clf), first=_first_path(items))
-        rows = [{"path": str(i.path), "filepath": i.filepath, "problem": i.problem or ""} for i in items]
-        return self._records(rows, ClassifyWorker, spec)
+        return self._records(_path_rows(items), ClassifyWorker, spec)
 
     def classify_boxes(self, clf: Any, detections: Any, root: Any, threshold: float, categories: Any,
                        skip: set[str]) -> Iterator[Record]:
@@ -85,9 +84,8 @@ class RayEngine:
     def embed(self, embedder: Any, items: Sequence[ImageItem]) -> Iterator[tuple[str, np.ndarray | None, dict[str, Any], str | None]]:
         """(filepath, unit vector or None, info, failure) per image, as the local engine gives them."""
         spec = self.worker_spec(embedder.bundle, embedder, embedder.request, labels=None, first=_first_path(items))
-        rows = [{"path": str(i.path), "filepath": i.filepath, "problem": i.problem or ""} for i in items]
         seen: set[tuple[str, Any]] = set()
-        for batch in self._stream(rows, EmbedWorker, spec):
+        for batch in self._stream(_path_rows(items), EmbedWorker, spec):
             for name, vector, failure, text in zip(batch["filepath"], batch["embedding"], batch["failure"], batch["info"]):
                 info = json.loads(str(text))
                 key = (str(name), info.get("frame_number"))  # a video gives one row per sampled frame
@@ -150,6 +148,11 @@ class RayEngine:
             if reason is None:
                 raise
             raise ClusterError(f"a Ray worker stopped the job: {reason}") from None
+
+
+def _path_rows(items: Sequence[ImageItem]) -> list[dict[str, str]]:
+    """The dataset rows for inputs read by the workers themselves: paths, never bytes."""
+    return [{"path": str(i.path), "filepath": i.filepath, "problem": i.problem or ""} for i in items]
 
 
 def _first_path(items: Sequence[ImageItem]) -> str | None:

@@ -46,10 +46,10 @@ import io
 import json
 import os
 from pathlib import Path
-from typing import Any, Iterable, Sequence
+from typing import Any, Sequence
 
 from bioclip_edge.runtime.common.files import write_atomic
-from bioclip_edge.runtime.jobs.media_fields import (csv_extra_cells, csv_extra_header, is_video_record, jsonl_rows,
+from bioclip_edge.runtime.jobs.media_fields import (classifications, csv_extra_cells, csv_extra_header, is_video_record, jsonl_rows,
                                                     md_sequence_fields, md_video_fields)
 
 FORMATS = ("megadetector", "csv", "jsonl", "parquet")
@@ -181,7 +181,7 @@ def _md_image(record: dict[str, Any], used: set[int], from_detector: bool) -> di
             return image
         if is_video_record(record):
             return image  # one whole-frame detection per sampled frame, added above
-        det = {"category": "1", "conf": 1.0, "bbox": list(WHOLE_IMAGE_BBOX), "classifications": _classifications(record["predictions"], used)}
+        det = {"category": "1", "conf": 1.0, "bbox": list(WHOLE_IMAGE_BBOX), "classifications": classifications(record["predictions"], used)}
         image["detections"] = [det]
         return image
     image["detections"] = [_md_detection(raw, used) for raw in record.get("detections") or []]
@@ -196,16 +196,9 @@ def _md_detection(raw: dict[str, Any], used: set[int]) -> dict[str, Any]:
     if type(det.get("conf")) is int:  # the validator wants a float; 1 and 1.0 are the same confidence
         det["conf"] = float(det["conf"])
     if raw.get("predictions"):
-        det["classifications"] = _classifications(raw["predictions"], used)
+        det["classifications"] = classifications(raw["predictions"], used)
     return det
 
-
-def _classifications(predictions: Iterable[dict[str, Any]], used: set[int]) -> list[list[Any]]:
-    out = []
-    for p in predictions:
-        used.add(int(p["index"]))
-        out.append([str(int(p["index"])), round(float(p["score"]), 4)])
-    return out
 
 
 # --- CSV ----------------------------------------------------------------------------------------
