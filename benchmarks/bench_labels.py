@@ -10,17 +10,22 @@
    memory is its own: time to open, top-5 time for 1 and 64 images, labels x images per second,
    tracemalloc peak (numpy allocations) and the peak resident set split into anonymous memory
    and file pages (the mapped matrix is page cache, not process memory).
-3. Engines vs the image tower (issue 6): the same matrix scored at batch 16 by each scoring engine
+3. Engines vs the image tower (issues 6, 14): the same matrix scored by each scoring engine
    (numpy fp32 blocks; OpenVINO f32; OpenVINO in the CPU's fastest precision with exact fp32 rescoring;
-   ``openvino-bf16`` / ``openvino-f16`` force a precision), each in its own child process for its
-   peak memory and its agreement with numpy,
-   then all of them alternated in one process with the ViT-L/14 image tower (random weights,
-   OpenVINO as ``--backend auto`` picks it) at the same batch: ms per image for each, and the
-   ratio scoring / tower (goal: under 0.10). The tower bundle is exported once and cached
-   (``--tower-bundle``; a few minutes).
+   ``openvino-bf16`` / ``openvino-f16`` force a precision) at the job's scoring window
+   (``LabelMatrix.scoring_window``: the vectors ``classify`` scores per pass, 64 at this size), each in
+   its own child process for its peak memory and its agreement with numpy; then the non-numpy
+   engines at windows 1, 16 and the job's, alternated in one process with two ViT-L/14 image towers
+   (random weights, OpenVINO as ``--backend auto`` picks it, at the job's batch of 16): the NNCF int8
+   graph (``vision.int8-nncf``, what ``--precision auto`` runs) and bf16 on the fp32 graph. ms per
+   image for each, and the ratios scoring / tower (goal: under 0.10 of the int8 tower at the job's
+   window). ``openvino`` runs as ``classify`` does, ranking on the matrix's int8 ranking copy
+   (``labels.ranking``, made once per matrix file; its making is ``plan_s``);
+   ``openvino:stored-rows`` ranks the fp16 rows themselves. The tower bundle is exported once and
+   cached (``--tower-bundle``, used as it is when it exists; a few minutes).
 
 Usage: python benchmarks/bench_labels.py --out bench-out/labels   (a folder, or a .json file)
-       ... --skip-build --engines-only --engines numpy,openvino-f32,openvino   (part 3 alone)
+       ... --skip-build --engines-only --engines numpy,openvino:stored-rows,openvino   (part 3 alone)
 Takes about 4-8 minutes on 2 cores (plus the one-time ViT-L/14 export).
 """
 
@@ -240,9 +245,13 @@ def bench_scoring(n: int, dim: int, batch: int, folder: Path, engines_cfg: dict 
         try:
             bundle = ensure_tower_bundle(engines_cfg["tower_bundle"]) if engines_cfg["tower_bundle"] else None
             result["engines_vs_tower"] = bench_engines(path, bundle, engines_cfg["engines"], engines_cfg["batch"],
-                                                       engines_cfg["rounds"])
+                                                       engines_cfg["rounds"], engines_cfg["windows"],
+                                                       engines_cfg["tower_batch"])
         except Exception as exc:  # noqa: BLE001 - keep the scoring figures already measured
             result["engines_vs_tower"] = {"error": f"{type(exc).__name__}: {exc}"}
+    from bioclip_edge.runtime.labels.ranking import forget
+
+    forget(path)  # the throw-away matrix's int8 ranking copy in the user cache
     path.unlink()
     return result
 
@@ -257,16 +266,21 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=768)
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--skip-build", action="store_true")
-    p.add_argument("--engines", default="numpy,openvino-f32,openvino",
+    p.add_argument("--engines", default="numpy,openvino-f32,openvino:stored-rows,openvino",
                    help="scoring engines to compare at --score-batch (comma-separated; empty to skip)")
     p.add_argument("--engines-only", action="store_true",
                    help="skip part 2 (numpy block scoring at --images); still writes the matrix for part 3")
-    p.add_argument("--score-batch", type=int, default=16, help="batch for the engines-vs-tower comparison (default 16)")
+    p.add_argument("--score-batch", type=int, default=None,
+                   help="vectors per scoring call (default: the job's scoring window for this matrix size)")
+    p.add_argument("--score-windows", default="1,16",
+                   help="more scoring windows timed against the towers, beside --score-batch (default 1,16)")
+    p.add_argument("--tower-batch", type=int, default=16, help="images per tower call (default 16: classify's --batch-size)")
     p.add_argument("--score-rounds", type=int, default=3, help="alternated rounds, medians kept (default 3)")
     p.add_argument("--tower-bundle", type=Path, default=Path(tempfile.gettempdir()) / "bioclip-edge-bench" / "vit-l-14",
                    help="random-weight ViT-L/14 bundle for the tower timing (exported there once if missing)")
     p.add_argument("--skip-tower", action="store_true", help="compare engines without the ViT-L/14 tower")
     args = p.parse_args(argv)
+    from bioclip_edge.runtime.labels.scoring import scoring_window
     out = args.out if args.out.suffix == ".json" else args.out / "bench_labels.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     report: dict = {"machine": {"python": platform.python_version(), "cpus": os.cpu_count(), "platform": platform.platform()},
@@ -280,9 +294,11 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         try:
             engines = [e for e in args.engines.split(",") if e.strip()]
+            batch = args.score_batch or scoring_window(args.labels, args.dim)
+            windows = sorted({batch, *(int(w) for w in args.score_windows.split(",") if w.strip())})
             engines_cfg = None if not engines else {
-                "engines": engines, "batch": args.score_batch, "rounds": args.score_rounds,
-                "tower_bundle": None if args.skip_tower else args.tower_bundle}
+                "engines": engines, "batch": batch, "windows": windows, "tower_batch": args.tower_batch,
+                "rounds": args.score_rounds, "tower_bundle": None if args.skip_tower else args.tower_bundle}
             report["scoring"] = bench_scoring(args.labels, args.dim, args.images, Path(tmp), engines_cfg, args.engines_only)
         except Exception as exc:  # noqa: BLE001
             report["scoring"] = {"error": f"{type(exc).__name__}: {exc}"}

@@ -29,8 +29,7 @@ def run(out: Path, fresh: bool) -> int:
     bundle = out / "bioclip"
     if fresh or not (bundle / "manifest.json").exists():
         print(f"== export {DEMO_MODEL} -> {bundle}", flush=True)
-        code = cli(["export", DEMO_MODEL, "--out", str(bundle), "--allow-random", "--overwrite",
-                    "--calibration", str(write_photos(out / "calibration"))])
+        code = cli(["export", DEMO_MODEL, "--out", str(bundle), "--allow-random", "--overwrite"])  # the defaults
         if code not in (0, 1):
             return code
     else:

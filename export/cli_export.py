@@ -41,6 +41,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "if min cosine >= 0.995 and top-1 agrees on >= 99%% of the images with a clear margin; "
                         "else transformer), "
                         "performance, or transformer (closest to fp32, about bf16 speed)")
+    p.add_argument("--nncf-format", choices=("auto", "onnx", "openvino-ir"), default="auto",
+                   help="file kind of the NNCF int8 graph: auto (default: ONNX QDQ, which onnxruntime can also run, "
+                        "for fp32 vision graphs up to 1 GB such as ViT-B/16; OpenVINO IR (.xml + .bin, OpenVINO only) "
+                        "for larger ones: ViT-L/14 exports in a third of the memory, and ViT-H/14's 2.5 GB graph "
+                        "only this way), onnx, or openvino-ir")
     p.add_argument("--parity-images", type=int, default=64, metavar="N",
                    help="photos parity is measured on: your calibration images first, then sample photos and "
                         "crops of them (default 64; fewer export faster, but under 10 with a clear top-1 margin "
@@ -63,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
     cfg = ExportConfig(request=request, out=args.out, precisions=parse_precisions(args.precision),
                        calibration=args.calibration, calibration_images=args.calibration_images,
                        parity_images=args.parity_images, opset=args.opset, overwrite=args.overwrite,
-                       nncf=not args.no_nncf, nncf_preset=args.nncf_preset,
+                       nncf=not args.no_nncf, nncf_preset=args.nncf_preset, nncf_format=args.nncf_format,
                        progress=lambda m: print(f"- {m}", flush=True))
     manifest = export_bundle(cfg)
     print_bundle_summary(args.out, manifest)

@@ -58,8 +58,34 @@ def export_tower(
             verbose=False,
         )
     program.save(str(path), external_data=external)
+    del program
+    _drop_rewriter_state()
     data = _single_data_file(path) if external else None
     return OnnxFile(path, data)
+
+
+def _drop_rewriter_state() -> None:
+    """Let go of the graph onnxscript's rewriter still holds after an export.
+
+    Its pattern matchers are module-level rules that keep the last graph they matched
+    (``SimplePatternMatcher._graph``, the match and node), and that graph wraps the module's torch
+    weights: after exporting ViT-B/16's text tower 0.4 GB stayed alive (found with gc referrers),
+    ViT-H/14's would be 1.4 GB. The export frees the model before quantizing, so clear them.
+    """
+    import gc
+    import warnings
+
+    try:
+        from onnxscript.rewriter._matcher import SimplePatternMatcher
+    except ImportError:  # another onnxscript layout: nothing known to clear
+        return
+    with warnings.catch_warnings():  # touching deprecated torch objects' classes warns
+        warnings.simplefilter("ignore")
+        matchers = [obj for obj in gc.get_objects() if isinstance(obj, SimplePatternMatcher)]
+    for obj in matchers:
+        for attr in ("_graph", "_match", "_current_node", "_tracer"):
+            if attr in vars(obj):
+                setattr(obj, attr, None)
 
 
 def _single_data_file(path: Path) -> Path:

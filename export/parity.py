@@ -111,10 +111,14 @@ def normalise_pixels(images: np.ndarray, mean: Sequence[float], std: Sequence[fl
 
 
 def run_variant(path: Path, variant: Variant, ref: Reference, batch: int = 8) -> np.ndarray:
-    """Embeddings of the reference inputs through one ONNX variant (onnxruntime CPU)."""
+    """Embeddings of the reference inputs through one variant: onnxruntime CPU for ONNX graphs,
+    OpenVINO for an OpenVINO IR, which onnxruntime cannot read. OpenVINO runs it with the f32 hint:
+    its int8 ops still run in int8, and what the graph leaves in float stays fp32 as onnxruntime
+    computes a QDQ graph, so the figures measure the quantization alone, like every other variant's."""
     from ..runtime.engine.session import SessionOptions, make_session
 
-    session = make_session(path, SessionOptions(optimization="all"))
+    backend = "openvino-f32" if variant.openvino_only else "onnxruntime"
+    session = make_session(path, SessionOptions(optimization="all", backend=backend))
     inputs = ref.pixels if variant.tower == "vision" else ref.ids
     if variant.tower == "text" and not variant.dynamic_length:
         inputs = _pad_ids(ref.ids, int(session.get_inputs()[0].shape[1]))

@@ -218,22 +218,68 @@ def quantize_nncf_int8(src: Path, dst: Path, batches: Iterable[np.ndarray], inpu
     """
     import nncf
 
-    if preset not in NNCF_PRESETS:
-        raise ValueError(f"NNCF preset {preset!r} is not one of {NNCF_PRESETS}")
     model = onnx.load(str(src))
     data = [{input_name: b} for b in batches]
+    with _quiet_nncf():
+        quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=_images(data, input_name),
+                                  **_nncf_preset_kwargs(preset, PERFORMANCE_FLOAT_TYPES))
+    return save_model(quantized, dst)
+
+
+# The same ops as PERFORMANCE_FLOAT_TYPES under OpenVINO's names (its ONNX reader turns Div into
+# Divide; the normalisation may arrive as ReduceL2 or NormalizeL2).
+PERFORMANCE_FLOAT_TYPES_OV = ("ReduceL2", "NormalizeL2", "Divide", "Add")
+
+
+def quantize_nncf_openvino(src: Path, dst: Path, batches: Iterable[np.ndarray], input_name: str,
+                           preset: str = "performance") -> OnnxFile:
+    """NNCF int8 through OpenVINO, from the ONNX file to an OpenVINO IR (``dst`` .xml + .bin).
+
+    Why: ViT-H/14's fp32 vision graph (2.5 GB) keeps its weights as ONNX external data, and NNCF's
+    ONNX path works on one in-memory protobuf, which cannot exceed 2 GB. OpenVINO reads the file
+    with its external data itself and NNCF quantizes OpenVINO's model, which is also the graph
+    OpenVINO then runs; only OpenVINO reads the result (``Variant.format`` ``openvino-ir``). The
+    presets are the ONNX path's (``quantize_nncf_int8``). Weights left in float stay fp32 in the
+    .bin (no fp16 compression), so the only change from the fp32 graph is NNCF's.
+    """
+    import nncf
+    import openvino as ov
+
+    model = ov.Core().read_model(str(src))
+    data = [{input_name: b} for b in batches]
+    with _quiet_nncf():
+        quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=_images(data, input_name),
+                                  **_nncf_preset_kwargs(preset, PERFORMANCE_FLOAT_TYPES_OV))
+    del model
+    ov.save_model(quantized, str(dst), compress_to_fp16=False)
+    return OnnxFile(dst, dst.with_suffix(".bin"))
+
+
+def _nncf_preset_kwargs(preset: str, float_types: tuple[str, ...]) -> dict:
+    """``nncf.quantize`` keywords for a preset (see ``quantize_nncf_int8``)."""
+    import nncf
+
+    if preset not in NNCF_PRESETS:
+        raise ValueError(f"NNCF preset {preset!r} is not one of {NNCF_PRESETS}")
     if preset == "transformer":
-        kwargs = {"model_type": nncf.ModelType.TRANSFORMER}
-    else:
-        kwargs = {"ignored_scope": nncf.IgnoredScope(types=list(PERFORMANCE_FLOAT_TYPES), validate=False)}
+        return {"model_type": nncf.ModelType.TRANSFORMER}
+    return {"ignored_scope": nncf.IgnoredScope(types=list(float_types), validate=False)}
+
+
+def _images(data: list[dict], input_name: str) -> int:
+    return sum(len(d[input_name]) for d in data)
+
+
+@contextlib.contextmanager
+def _quiet_nncf() -> Iterator[None]:
+    """NNCF logs one INFO line per kept-float node (75 on ViT-B/16): noise in an export's output."""
     nncf_log = logging.getLogger("nncf")
     level = nncf_log.level
-    nncf_log.setLevel(logging.WARNING)  # one INFO line per kept-float node (75 on ViT-B/16) is noise here
+    nncf_log.setLevel(logging.WARNING)
     try:
-        quantized = nncf.quantize(model, nncf.Dataset(data), subset_size=sum(len(d[input_name]) for d in data), **kwargs)
+        yield
     finally:
         nncf_log.setLevel(level)
-    return save_model(quantized, dst)
 
 
 def _needs_external(path: Path) -> bool:

@@ -163,6 +163,13 @@ def cropped_uint8(loaded: LoadedModel, images: Sequence[Image.Image]) -> tuple[n
     return crops, tuple(float(x) for x in steps[-1].mean), tuple(float(x) for x in steps[-1].std)
 
 
+def image_embeddings(loaded: LoadedModel, pixels: np.ndarray, batch: int = 16) -> np.ndarray:
+    """PyTorch fp32's normalised image embeddings of preprocessed ``pixels`` (open_clip itself)."""
+    with torch.no_grad():
+        return torch.cat([F.normalize(loaded.model.encode_image(torch.from_numpy(pixels[i:i + batch])), dim=-1)
+                          for i in range(0, len(pixels), batch)]).numpy().astype(np.float32)
+
+
 def build_reference(loaded: LoadedModel, text_cfg: dict, n_images: int = 64,
                     extra_images: Sequence[Path] = (), batch: int = 16) -> Reference:
     """PyTorch fp32 embeddings of the parity photos (``parity_photos``) and labels (``PARITY_LABELS``)."""
@@ -174,9 +181,8 @@ def build_reference(loaded: LoadedModel, text_cfg: dict, n_images: int = 64,
     pool = text_cfg.get("pool_type", "argmax")
     eos_id = text_cfg.get("eos_id")
     ids = token_ids(loaded, PARITY_LABELS, context, int(text_cfg.get("vocab_size", 49408)), pool, eos_id)
+    image_emb = image_embeddings(loaded, pixels, batch)
     with torch.no_grad():
-        image_emb = torch.cat([F.normalize(model.encode_image(torch.from_numpy(pixels[i:i + batch])), dim=-1)
-                               for i in range(0, len(pixels), batch)]).numpy()
         text_emb = F.normalize(model.encode_text(torch.from_numpy(ids).long()), dim=-1).numpy()
     trimmed = ids[:, : max(2, trimmed_length(ids, pool, eos_id))]
     images, mean, std = cropped if cropped else (None, (), ())

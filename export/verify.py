@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..runtime.engine.backends import openvino_capabilities
 from ..runtime.engine.bundle import Bundle, BundleError
 from ..runtime.engine.manifest import DecodeCheck, Parity, Variant
 from ..runtime.engine.summary import decode_check_line, quantization_notes
@@ -21,10 +22,11 @@ class VerifyReport:
     random_weights: bool
     drift: tuple[str, ...]  # variants whose figures moved from what the manifest recorded
     decode_check: DecodeCheck | None = None  # as recorded at export: shown, not re-measured (it needs the sample photos)
+    unmeasured: tuple[str, ...] = ()  # OpenVINO IR variants on a machine without OpenVINO
 
     @property
     def passed(self) -> bool:
-        return all(v.parity is not None and v.parity.passed for v in self.variants)
+        return all(v.parity is not None and v.parity.passed for v in self.variants if v.name not in self.unmeasured)
 
     def text(self) -> str:
         head = f"verify {self.bundle}: " + ("all variants within their parity bounds" if self.passed
@@ -36,6 +38,9 @@ class VerifyReport:
         lines += ["", parity_table(self.variants)]
         for name in self.drift:
             lines.append(f"note: {name} differs from the figures recorded at export (onnxruntime version or CPU?)")
+        for name in self.unmeasured:
+            lines.append(f"note: {name} is an OpenVINO IR and OpenVINO is not installed here: not re-measured "
+                         "(pip install \"bioclip-edge[openvino]\" to verify it)")
         notes = quantization_notes(self.variants)  # which images the int8 graphs were calibrated on
         lines += [""] + notes if notes else []
         return "\n".join(lines + ["", decode_check_line(self.decode_check) + " (recorded at export)"])
@@ -56,13 +61,18 @@ def verify_bundle(folder: Path) -> VerifyReport:
     if not path.is_file():
         raise BundleError(f"{path}: parity reference named in the manifest is missing; re-export the bundle")
     ref = Reference.load(path)
-    measured, drift = [], []
+    measured, drift, unmeasured = [], [], []
     for v in bundle.manifest.variants:
+        if v.openvino_only and not openvino_capabilities():
+            measured.append(dataclasses.replace(v, parity=None))
+            unmeasured.append(v.name)
+            continue
         parity = measure(v, run_variant(bundle.path(v.file), v, ref), ref)
         if v.parity is not None and _moved(v.parity, parity):
             drift.append(v.name)
         measured.append(dataclasses.replace(v, parity=parity))
-    return VerifyReport(Path(folder), tuple(measured), bundle.random_weights, tuple(drift), bundle.manifest.decode_check)
+    return VerifyReport(Path(folder), tuple(measured), bundle.random_weights, tuple(drift), bundle.manifest.decode_check,
+                        tuple(unmeasured))
 
 
 def _moved(old: Parity, new: Parity) -> bool:

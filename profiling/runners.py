@@ -77,6 +77,8 @@ def profile_plan(bundle: Bundle, backend: str, tower: str, precision: str, threa
         have = ", ".join(v.name for v in bundle.manifest.variants if v.tower == tower)
         return f"bundle has no {tower} fp32 variant" if precision == "bf16" else \
             f"bundle has no {tower} {precision} variant (it has {have})"
+    if variant.openvino_only and backend == "ort":
+        return f"{variant.name} is an OpenVINO IR file: only OpenVINO runs it"
     quantized = "int8" in (variant.compute or "") or precision.startswith("int8")
     runs_on = "onnxruntime" if backend == "ort" else ("openvino" if quantized or precision == "bf16" else "openvino-f32")
     return plan_for(variant, runs_on, f"profile target {backend}:{precision}", SessionOptions(intra_op_threads=threads), caps)

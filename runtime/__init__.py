@@ -16,10 +16,11 @@ from __future__ import annotations
 
 import importlib
 
-from .engine.bundle import Bundle, BundleError
-from .engine.manifest import Manifest, ManifestError
-
-_LAZY = {
+_LAZY = {  # loaded on first use, so `bioclip-edge --help` imports none of them
+    "Bundle": "engine.bundle",
+    "BundleError": "engine.bundle",
+    "Manifest": "engine.manifest",
+    "ManifestError": "engine.manifest",
     "Classifier": "jobs.classifier",
     "ClassifyRequest": "jobs.classifier",
     "ClassifyJob": "jobs.classify",
@@ -33,7 +34,7 @@ _LAZY = {
     "Tokenizer": "text.tokenizer",
 }
 
-__all__ = ["Bundle", "BundleError", "Manifest", "ManifestError", *_LAZY]
+__all__ = [*_LAZY]
 
 
 def __getattr__(name: str):

@@ -23,7 +23,7 @@ from bioclip_edge.runtime.engine.manifest import Variant
 from bioclip_edge.runtime.engine.selection import select_vision
 from bioclip_edge.runtime.engine.summary import quantization_notes
 
-AMX = ("FP32", "BF16", "FP16", "INT8", "BIN", "EXPORT_IMPORT")  # what OpenVINO reports on a Xeon with AMX
+AMX = ("FP32", "BF16", "FP16", "INT8", "BIN", "EXPORT_IMPORT", "AMX")  # what OpenVINO reports on a Xeon with AMX, plus our AMX marker
 VNNI_ONLY = ("FP32", "INT8", "BIN", "EXPORT_IMPORT")
 needs_nncf = pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
 

@@ -21,8 +21,9 @@ from bioclip_edge.runtime.engine.plan import EnginePlan, SessionOptions
 from bioclip_edge.runtime.engine.selection import make_plan, plan_file, select_vision
 from bioclip_edge.runtime.engine.session import open_session
 
-AMX = ("FP32", "BF16", "FP16", "INT8", "BIN", "EXPORT_IMPORT")
+AMX = ("FP32", "BF16", "FP16", "INT8", "BIN", "EXPORT_IMPORT", "AMX")  # what OpenVINO reports on a Xeon with AMX, plus our AMX marker
 VNNI_ONLY = ("FP32", "INT8", "BIN", "EXPORT_IMPORT")
+BF16_NO_AMX = ("FP32", "BF16", "INT8", "BIN", "EXPORT_IMPORT")  # AVX-512 BF16 + VNNI without AMX (an AMD EPYC)
 AUTO = SessionOptions(backend="auto")
 
 
@@ -49,7 +50,8 @@ def no_machine_reads(monkeypatch):
     (AMX, "performance", "vision.int8-nncf", "openvino", "int8-ov"),
     (AMX, "transformer", "vision.fp32", "openvino", "bf16"),
     (VNNI_ONLY, "performance", "vision.int8-nncf", "openvino", "int8-ov"),
-    (VNNI_ONLY, "transformer", "vision.int8", "onnxruntime", "int8"),
+    (VNNI_ONLY, "transformer", "vision.int8-nncf", "openvino", "int8-ov"),
+    (BF16_NO_AMX, "transformer", "vision.int8-nncf", "openvino", "int8-ov"),
     ((), "performance", "vision.int8", "onnxruntime", "int8"),
 ])
 def test_machine_simulations_pick_as_selection_does(bundle, no_machine_reads, caps, preset, variant, backend, compute):

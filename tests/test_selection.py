@@ -18,8 +18,9 @@ from bioclip_edge.runtime.engine import backends
 from bioclip_edge.runtime.engine.backends import BackendError
 from bioclip_edge.runtime.engine.selection import SelectionError, select_vision
 
-AMX = ("FP32", "BF16", "FP16", "INT8", "BIN", "EXPORT_IMPORT")  # what OpenVINO reports on this Xeon
+AMX = ("FP32", "BF16", "FP16", "INT8", "BIN", "EXPORT_IMPORT", "AMX")  # what OpenVINO reports on this Xeon, plus our AMX marker
 VNNI_ONLY = ("FP32", "INT8", "BIN", "EXPORT_IMPORT")  # an AVX-512 VNNI / AVX2 CPU without bf16
+BF16_NO_AMX = ("FP32", "BF16", "INT8", "BIN", "EXPORT_IMPORT")  # AVX-512 BF16 + VNNI without AMX (an AMD EPYC)
 
 
 def _machine(monkeypatch, caps: tuple[str, ...]) -> None:
@@ -53,7 +54,9 @@ def bundle(tiny_bundle: Path) -> Bundle:
     (AMX, "performance", "vision.int8-nncf", "openvino", "NNCF performance-preset"),
     (AMX, "transformer", "vision.fp32", "openvino", "bf16"),  # bf16 beats the transformer-preset graph
     (VNNI_ONLY, "performance", "vision.int8-nncf", "openvino", "int8"),  # int8 kernels are enough
-    (VNNI_ONLY, "transformer", "vision.int8", "onnxruntime", "no bf16"),
+    (VNNI_ONLY, "transformer", "vision.int8-nncf", "openvino", "transformer-preset"),  # int8 kernels, no bf16
+    (BF16_NO_AMX, "transformer", "vision.int8-nncf", "openvino", "no AMX"),  # int8 beats bf16 without AMX
+    (BF16_NO_AMX, "performance", "vision.int8-nncf", "openvino", "performance-preset"),
     ((), "performance", "vision.int8", "onnxruntime", "OpenVINO is not installed"),  # portable int8
 ])
 def test_auto_picks_per_machine(bundle, monkeypatch, caps, preset, variant, backend, why):

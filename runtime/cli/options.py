@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from bioclip_edge.runtime.engine.session import add_session_arguments, session_options_from
+from bioclip_edge.runtime.engine.session_args import add_session_arguments, session_options_from
 
 if TYPE_CHECKING:
     from bioclip_edge.runtime.images.request import ImageRequest

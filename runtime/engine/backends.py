@@ -37,18 +37,37 @@ class BackendChoice:
     reason: str  # said in the output: why this one
 
 
+AMX = "AMX"  # added to OpenVINO's capabilities where the CPU has AMX (OpenVINO does not list it)
+
+
 @functools.lru_cache(maxsize=1)
 def openvino_capabilities() -> tuple[str, ...]:
-    """OpenVINO's CPU capabilities (BF16, INT8, FP16...), or () when OpenVINO is not installed."""
+    """OpenVINO's CPU capabilities (BF16, INT8, FP16...), plus ``AMX`` where the CPU has AMX tiles
+    for bf16, or () when OpenVINO is not installed. AMX matters to ``--precision auto``: with it,
+    OpenVINO's bf16 matches the transformer-preset int8 graph; without it, int8 (VNNI) wins."""
     try:
         import openvino as ov
     except ImportError:
         return ()
     try:
-        return tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
+        caps = tuple(ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES"))
     except Exception as exc:  # a broken install must not stop an onnxruntime run
         log.warning("OpenVINO is installed but its CPU plugin failed: %s", exc)
         return ()
+    return caps + ((AMX,) if "amx_bf16" in cpu_flags() else ())
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_flags() -> frozenset[str]:
+    """The CPU's feature flags from /proc/cpuinfo (Linux); empty elsewhere."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return frozenset(line.partition(":")[2].split())
+    except OSError:
+        pass
+    return frozenset()
 
 
 def choose_backend(requested: str, dynamic_int8: bool = False, caps: tuple[str, ...] | None = None) -> BackendChoice:

@@ -12,6 +12,19 @@ their absence as "not measured"):
 
 * ``decode_check`` (``DecodeCheck``): draft vs exact JPEG decoding measured at export; what
   ``--decode auto`` decides by. Absent or null: exact decoding.
+* ``export_resources`` (``ExportResources``): how long the export took and its peak resident
+  memory against the fp32 weights' size. Absent or null: not recorded.
+
+Variant file kinds (``Variant.format``, ``VARIANT_FORMATS``):
+
+* ``onnx`` (the default, and the only kind before it was recorded): ``file`` is an ONNX graph,
+  ``data_file`` its external data when over 2 GB. onnxruntime and OpenVINO both read it.
+* ``openvino-ir``: ``file`` is OpenVINO's model (``.xml``), ``data_file`` its weights (``.bin``),
+  both with sha256 and size. Only OpenVINO runs it; the runtime refuses it on onnxruntime with a
+  message saying so. Written for the NNCF int8 graph of towers over 2 GB (ViT-H/14): NNCF's ONNX
+  path cannot hold them, its OpenVINO path quantizes from the file. ``format`` is written only when
+  it is not ``onnx``, so bundles without such a variant read as before, and an older bioclip-edge
+  meeting one stops with "unknown field(s) ['format']" instead of loading a file it cannot run.
 """
 
 from __future__ import annotations
@@ -24,12 +37,19 @@ from typing import Any
 
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.common.files import write_atomic
+from bioclip_edge.runtime.engine.measurements import (  # noqa: F401 (re-exported: the manifest's records)
+    DecodeCheck,
+    ExportResources,
+    Parity,
+    Top1Check,
+)
 
 SCHEMA_VERSION = 1
 MANIFEST_NAME = "manifest.json"
 
 TOWERS = ("vision", "text")
 PRECISIONS = ("fp32", "fp16", "int8")
+VARIANT_FORMATS = ("onnx", "openvino-ir")  # see the module docstring
 RESIZE_MODES = ("shortest", "longest", "squash")
 INTERPOLATIONS = ("bicubic", "bilinear", "nearest")
 
@@ -107,115 +127,6 @@ class TokenizerSpec:
 
 
 @dataclass(frozen=True)
-class Top1Check:
-    """Zero-shot top-1 agreement with PyTorch fp32, counted only where a flip means something.
-
-    An image is judged when its fp32 top-1 leads every other label by more than twice the
-    variant's score error (any flip there is a real error), or when the variant's top-1 trails
-    fp32's by that much (a clear miss). Near-ties are left out: with random or weak weights many
-    labels score within noise of each other, and a flip between them says nothing about the
-    variant. The rule and why are in ``bioclip_edge.export.parity``.
-    """
-
-    agree: int  # k: judged images whose top-1 is fp32's
-    clear: int  # n: judged images (a clear margin either way)
-    unclear: int  # m: images with no clear margin, not judged
-    images: int  # N = n + m
-    score_error: float  # E: the variant's typical score error (cosine units)
-    min_clear: int  # fewer judged images than this: "not measurable", never a failure
-    bound: float | None = None  # required k / n; None: recorded, not held
-
-    @property
-    def measurable(self) -> bool:
-        return self.clear >= self.min_clear
-
-    @property
-    def agreement(self) -> float | None:
-        return self.agree / self.clear if self.clear else None
-
-    @property
-    def passed(self) -> bool:
-        return self.bound is None or not self.measurable or self.agree / self.clear >= self.bound
-
-    def text(self) -> str:
-        if not self.measurable:
-            return (f"top-1 not measurable: {self.clear} of {self.images} images have a clear margin "
-                    f"(> 2 x score error {self.score_error:.2g}; {self.min_clear} needed)")
-        return f"top-1 agreement {self.agree}/{self.clear} on images with a clear margin " \
-               f"({self.unclear} of {self.images} had none)"
-
-    def cell(self) -> str:
-        """The same, short enough for a table column."""
-        if not self.measurable:
-            return f"not measurable ({self.clear} of {self.images} clear)"
-        return f"{self.agree}/{self.clear} ({self.unclear} of {self.images} unclear)"
-
-
-@dataclass(frozen=True)
-class Parity:
-    """Measured agreement of one variant with PyTorch open_clip on the same inputs.
-
-    Manifests written before ``top1`` existed carry only ``top1_agreement`` (over every image,
-    near-ties included); they read as before, with ``top1`` None.
-    """
-
-    cosine_min: float
-    cosine_mean: float
-    n_inputs: int
-    bound: float  # the bound the figure is held to (cosine_min for fp32/fp16, cosine_mean for int8)
-    metric: str  # which figure is held to the bound
-    passed: bool
-    top1_agreement: float | None = None  # zero-shot top-1 agreement with torch fp32 over every image
-    n_labels: int | None = None
-    max_abs_diff: float | None = None
-    top1: Top1Check | None = None  # the same on images with a clear margin: what is held
-
-    def misses(self) -> list[str]:
-        """What fell short of the bound, in words (empty when the variant passed)."""
-        if self.passed:
-            return []
-        figure = self.cosine_min if self.metric.startswith("cosine_min") else self.cosine_mean
-        out = [] if figure >= self.bound else [f"{self.metric.split()[0]} {figure:.6f} < {self.bound}"]  # NaN too
-        if self.top1 is not None and not self.top1.passed:
-            out.append(f"top-1 {self.top1.agree}/{self.top1.clear} on clear margins < {self.top1.bound:.0%}")
-        return out or [f"{self.metric} >= {self.bound}"]  # an older manifest's wording
-
-
-@dataclass(frozen=True)
-class DecodeCheck:
-    """Whether draft JPEG decoding (``--decode draft``) keeps this model's answers: measured at export.
-
-    Optional (bundles exported before it have none; older runtimes ignore it, so the schema version
-    is unchanged). The exporter writes its sample photos as JPEGs at camera-trap sizes (``sizes``),
-    decodes each exactly and drafted (DCT scaling, kept ``margin`` x the model's input side) with
-    the runtime's own decode and transform code, embeds both with the fp32 vision graph on
-    onnxruntime and compares: ``cosine_*`` between the two embeddings of each frame, ``top1``
-    the clear-margin zero-shot top-1 (``bioclip_edge.export.parity.clear_top1``, exact decoding as
-    the reference) against the parity labels. ``passed``: cosine_min >= ``min_cosine`` and every
-    judged top-1 agrees; ``--decode auto`` drafts only then. Rule and bound: ``export.decode_check``.
-    """
-
-    version: int  # of this record's rule; 1
-    method: str  # what "draft" means, e.g. "jpeg-dct-scaling"
-    margin: int  # the drafted picture keeps >= margin x the model's input side
-    sizes: tuple[tuple[int, int], ...]  # frame sizes (width, height) written and decoded
-    images: int  # frames compared (photos x sizes)
-    graph: str  # what embedded them, e.g. "vision.fp32 on onnxruntime CPU"
-    cosine_min: float
-    cosine_mean: float
-    top1: Top1Check
-    min_cosine: float  # the bound cosine_min is held to
-    passed: bool
-    seconds: float | None = None  # how long the check took at export
-
-    def text(self) -> str:
-        sizes = ", ".join(f"{w}x{h}" for w, h in self.sizes)
-        verdict = "passed: --decode auto drafts" if self.passed else "FAILED: --decode auto decodes exactly"
-        return (f"draft vs exact JPEG decoding on {self.images} frames at {sizes} ({self.graph}): cosine min "
-                f"{self.cosine_min:.6f}, mean {self.cosine_mean:.6f} (bound >= {self.min_cosine}); {self.top1.text()}; {verdict}")
-
-
-@dataclass(frozen=True)
 class Variant:
     """One ONNX graph of one tower at one precision."""
 
@@ -236,10 +147,16 @@ class Variant:
     compute: str = "fp32"  # dtype the graph computes in on CPU
     quantization: dict[str, Any] | None = None  # mode (dynamic|static), per_channel, op_types, calibration
     parity: Parity | None = None
+    format: str = "onnx"  # onnx | openvino-ir (module docstring); written only when not onnx
 
     @property
     def total_bytes(self) -> int:
         return self.size_bytes + (self.data_size_bytes or 0)
+
+    @property
+    def openvino_only(self) -> bool:
+        """An OpenVINO IR file: onnxruntime cannot read it."""
+        return self.format == "openvino-ir"
 
 
 @dataclass(frozen=True)
@@ -253,6 +170,7 @@ class Manifest:
     created_at: str = ""
     parity_reference: str | None = None  # npz with the torch inputs/outputs parity was measured on
     decode_check: DecodeCheck | None = None  # draft vs exact decoding, measured at export (None: older bundle)
+    export_resources: ExportResources | None = None  # time and peak memory of the export (None: not recorded)
 
     def variant(self, tower: str, precision: str | None = None, name: str | None = None) -> Variant:
         """Pick a variant by name, or by tower and precision (first match)."""
@@ -266,7 +184,13 @@ class Manifest:
         raise ManifestError(f"bundle has no variant {want!r} (it has: {have})")
 
     def to_json(self) -> str:
-        return json.dumps(dataclasses.asdict(self), indent=2, sort_keys=False) + "\n"
+        data = dataclasses.asdict(self)
+        for v in data["variants"]:  # ONNX is the default kind: leave it out (module docstring)
+            if v.get("format") == "onnx":
+                del v["format"]
+        if data.get("export_resources") is None:
+            data.pop("export_resources", None)
+        return json.dumps(data, indent=2, sort_keys=False) + "\n"
 
     def write(self, folder: Path) -> Path:
         return write_atomic(Path(folder) / MANIFEST_NAME, self.to_json())
@@ -304,6 +228,7 @@ class Manifest:
                 created_at=str(data.get("created_at", "")),
                 parity_reference=data.get("parity_reference"),
                 decode_check=_decode_check(data.get("decode_check"), where),
+                export_resources=_optional(ExportResources, data.get("export_resources"), where, "export_resources"),
             )
         except KeyError as exc:
             raise ManifestError(f"{where}: missing required field {exc.args[0]!r}") from None
@@ -337,6 +262,9 @@ class Manifest:
                 raise ManifestError(f"{where}: variant {v.name!r} has unknown tower {v.tower!r}")
             if v.precision not in PRECISIONS:
                 raise ManifestError(f"{where}: variant {v.name!r} has unknown precision {v.precision!r}")
+            if v.format not in VARIANT_FORMATS:
+                raise ManifestError(f"{where}: variant {v.name!r} has unknown format {v.format!r} "
+                                    f"(this bioclip-edge reads {', '.join(VARIANT_FORMATS)}); upgrade bioclip-edge")
             if v.name in seen:
                 raise ManifestError(f"{where}: variant name {v.name!r} appears twice")
             seen.add(v.name)
@@ -360,6 +288,11 @@ def _decode_check(raw: Any, where: str) -> DecodeCheck | None:
     sizes = tuple((int(w), int(h)) for w, h in raw.get("sizes", ()))
     top1 = _build(Top1Check, raw.get("top1"), where, "decode_check.top1")
     return _build(DecodeCheck, {**raw, "sizes": sizes, "top1": top1}, where, "decode_check")
+
+
+def _optional(kind: type, raw: Any, where: str, what: str) -> Any:
+    """An optional record: None when absent or null, else built like any other."""
+    return None if raw is None else _build(kind, raw, where, what)
 
 
 def _build(kind: type, raw: Any, where: str, what: str) -> Any:

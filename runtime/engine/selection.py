@@ -11,10 +11,11 @@ verified for. Measured order on a 2-core Xeon with AMX (benchmarks/bench_speed.p
 ratios to PyTorch eager): OpenVINO on NNCF int8 (performance preset) 7.8x, OpenVINO bf16 on the
 fp32 graph 4.6x, NNCF int8 transformer preset 4.5x, onnxruntime dynamic int8 3.3x, fp32 ~1x. So:
 
-1. OpenVINO installed and its CPU plugin computes int8, and the bundle's ``vision.int8-nncf`` is
-   the performance preset: that graph on OpenVINO.
+1. OpenVINO installed and its CPU plugin computes int8, and the bundle's ``vision.int8-nncf``
+   passed its preset gate and is the performance preset, or the transformer preset on a CPU
+   without AMX (``_nncf_pays``): that graph on OpenVINO.
 2. OpenVINO installed and the CPU computes bf16 (AMX / AVX-512 BF16): the fp32 graph on OpenVINO,
-   which runs it in bf16 (the transformer-preset NNCF graph is no faster than that, and less exact).
+   which runs it in bf16 (with AMX the transformer-preset NNCF graph is no faster than that).
 3. Otherwise (no OpenVINO, or ``--backend onnxruntime``, ARM, older x86): onnxruntime's dynamic
    int8 (portable: VNNI, AVX2 and ARM dot-product kernels), else fp32.
 
@@ -61,15 +62,30 @@ def select_vision(bundle: Bundle, precision: str = "auto", backend: str = "auto"
     caps = machine_caps(backend, caps)
     if variant_name is not None:
         variant = bundle.variant("vision", name=variant_name)
-        choice = backends.choose_backend(backend, dynamic_int8=_is_dynamic_int8(variant), caps=caps)
+        choice = backend_for(variant, backend, caps)
         return Selection(variant, choice.backend, f"variant {variant_name} as named; {choice.reason}")
     if precision not in PRECISION_CHOICES:
         raise SelectionError(f"--precision {precision!r}: choose one of {', '.join(PRECISION_CHOICES)}")
     if precision != "auto":
         variant = named_variant(bundle, "vision", precision)
-        choice = backends.choose_backend(backend, dynamic_int8=_is_dynamic_int8(variant), caps=caps)
+        choice = backend_for(variant, backend, caps)
         return Selection(variant, choice.backend, f"--precision {precision}; {choice.reason}")
     return _auto(bundle, backend, providers, caps)
+
+
+def backend_for(variant: Variant, backend: str, caps: Caps) -> backends.BackendChoice:
+    """The backend for a named variant: ``choose_backend``, except that an OpenVINO IR file
+    (``Variant.format``) runs only on OpenVINO: ``auto`` takes it there, onnxruntime is refused."""
+    if not variant.openvino_only:
+        return backends.choose_backend(backend, dynamic_int8=_is_dynamic_int8(variant), caps=caps)
+    if backend == "onnxruntime" or not caps:
+        why = "--backend onnxruntime was asked for" if backend == "onnxruntime" else "OpenVINO is not installed"
+        raise SelectionError(f"{variant.name} is an OpenVINO IR file ({variant.file}), which only OpenVINO runs, but "
+                             f"{why}: pip install \"bioclip-edge[openvino]\" and use --backend auto or openvino, "
+                             "or pick another --precision")
+    if backend == "auto":
+        return backends.BackendChoice("openvino", "auto: an OpenVINO IR graph runs on OpenVINO")
+    return backends.choose_backend(backend, caps=caps)
 
 
 def named_variant(bundle: Bundle, tower: str, precision: str) -> Variant:
@@ -81,7 +97,7 @@ def named_variant(bundle: Bundle, tower: str, precision: str) -> Variant:
         have = ", ".join(sorted(n for n in names if n.startswith(tower + "."))) or "none"
         raise SelectionError(f"--precision {precision}: bundle {bundle.root} has no {tower}.{precision} variant "
                              f"(it has: {have}); export it (int8 variants need --precision ...,int8; int8-static also "
-                             "--calibration DIR, int8-nncf the nncf package and a graph under 2 GB) "
+                             "--calibration DIR, int8-nncf the nncf package) "
                              "or pick another precision")
     return bundle.variant(tower, precision)
 
@@ -98,9 +114,9 @@ def _auto(bundle: Bundle, backend: str, providers: tuple[str, ...], machine: Cap
     if backend in ("auto", "openvino"):
         choice: backends.BackendChoice = backends.choose_backend(backend, caps=machine)  # raises when openvino was asked for but is missing
         nncf = verified.get("vision.int8-nncf")
-        if caps and "INT8" in caps and nncf is not None and _nncf_preset(nncf) == "performance" and _gate_passed(nncf):
-            return Selection(nncf, "openvino", "auto: OpenVINO int8 (VNNI/AMX) on the NNCF performance-preset graph, "
-                                               "parity verified at export")
+        if caps and "INT8" in caps and nncf is not None and _gate_passed(nncf) and _nncf_pays(nncf, caps):
+            return Selection(nncf, "openvino", f"auto: OpenVINO int8 (VNNI/AMX) on the NNCF {_nncf_preset(nncf)}-preset "
+                                               "graph, parity verified at export" + _nncf_why(nncf, caps))
         if caps and "BF16" in caps:
             return Selection(fp32, "openvino", "auto: OpenVINO runs the fp32 graph in bf16 on this CPU (AMX/AVX-512 BF16)")
         if choice.backend == "openvino":  # asked for OpenVINO explicitly, no bf16/int8 graph to prefer
@@ -115,6 +131,19 @@ def _auto(bundle: Bundle, backend: str, providers: tuple[str, ...], machine: Cap
     if dynamic is not None and _is_dynamic_int8(dynamic):
         return Selection(dynamic, "onnxruntime", f"auto: {why}; onnxruntime's dynamic int8 (parity verified at export)")
     return Selection(fp32, "onnxruntime", f"auto: {why}; onnxruntime fp32 (the bundle has no verified dynamic int8 graph)")
+
+
+def _nncf_pays(nncf: Variant, caps: Caps) -> bool:
+    """Whether the NNCF graph beats OpenVINO bf16 here: the performance preset always did (1.6x on
+    ViT-B/16 with AMX); the transformer preset only where bf16 has no AMX (ViT-B/16 on an AMX Xeon:
+    0.91x bf16; ViT-L/14 on an AVX-512 BF16 + VNNI EPYC without AMX: 1.45x)."""
+    return _nncf_preset(nncf) == "performance" or backends.AMX not in caps
+
+
+def _nncf_why(nncf: Variant, caps: Caps) -> str:
+    if _nncf_preset(nncf) == "performance":
+        return ""
+    return " (no AMX on this CPU: int8 beats bf16 here)" if "BF16" in caps else ""
 
 
 def _verified(variant: Variant) -> bool:

@@ -22,6 +22,7 @@ from bioclip_edge.runtime.engine.bundle import Bundle, BundleError, sha256_file
 from bioclip_edge.runtime.engine.manifest import Variant
 from bioclip_edge.runtime.engine.plan import BACKEND_CHOICES, PRECISION_CHOICES, EnginePlan, SessionOptions
 from bioclip_edge.runtime.engine.selection import plan_file
+from bioclip_edge.runtime.engine.session_args import add_session_arguments, session_options_from  # noqa: F401 (re-exported)
 
 __all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "SessionOptions", "add_session_arguments", "make_session",
            "open_session", "resolve_providers", "session_options_from"]
@@ -36,25 +37,6 @@ PROVIDER_ALIASES = {
     "coreml": "CoreMLExecutionProvider",
     "dml": "DmlExecutionProvider",
 }
-
-
-def add_session_arguments(parser, default_providers: str = "cpu") -> None:
-    """The inference options every image command takes (--precision, --model-threads, --backend, --providers)."""
-    parser.add_argument("--precision", default="auto", choices=PRECISION_CHOICES,
-                        help="vision variant (default auto: the fastest variant whose parity passed at export, for this "
-                             "machine and backend, said in the output); fp32 for exact open_clip embeddings")
-    parser.add_argument("--model-threads", type=int, default=None, help="inference intra-op threads (default: all cores)")
-    parser.add_argument("--backend", default="auto", choices=BACKEND_CHOICES,
-                        help="inference backend (default auto: OpenVINO bf16 where the CPU has AMX/AVX-512 BF16 and "
-                             "OpenVINO is installed, else onnxruntime); openvino-f32 is OpenVINO in exact fp32")
-    parser.add_argument("--providers", default=default_providers,
-                        help=f"onnxruntime providers in order, e.g. cuda,cpu (default {default_providers})")
-
-
-def session_options_from(args) -> "SessionOptions":
-    """SessionOptions from the arguments ``add_session_arguments`` added."""
-    providers = tuple(p.strip() for p in args.providers.split(",") if p.strip())
-    return SessionOptions(providers=providers, intra_op_threads=args.model_threads, backend=args.backend)
 
 
 def resolve_providers(requested: Sequence[str]) -> list[str]:

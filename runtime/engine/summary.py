@@ -72,7 +72,8 @@ def quantization_notes(variants: tuple[Variant, ...] | list[Variant]) -> list[st
     for v in variants:
         q = v.quantization or {}
         cal = q.get("calibration") if isinstance(q.get("calibration"), dict) else None
-        parts = ([f"NNCF {q['preset']} preset"] if q.get("preset") else []) + \
+        parts = ([f"OpenVINO IR ({v.file} + {v.data_file}): runs on OpenVINO only"] if v.openvino_only else []) + \
+            ([f"NNCF {q['preset']} preset"] if q.get("preset") else []) + \
             (["missed the preset gate: --precision auto does not pick it"] if q.get("gate_passed") is False else []) + \
             ([f"calibrated on {calibration_source(cal)}"] if cal else [])
         builtin = builtin or bool(cal and cal.get("kind") == "builtin")
@@ -112,6 +113,8 @@ def describe_bundle(root: str | Path, manifest: Manifest) -> str:
     notes = quantization_notes(manifest.variants)
     lines += [""] + notes if notes else []
     lines += ["", decode_check_line(manifest.decode_check)]
+    if manifest.export_resources is not None:
+        lines.append(f"export:       {manifest.export_resources.text()}")
     if src.random_weights:
         lines.append("weights are RANDOM: labels nearly tie, so many images have no clear top-1 margin; "
                      "top-1 is judged on those that have one")

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -46,6 +47,7 @@ from bioclip_edge.runtime.images.discover import is_video_name
 from bioclip_edge.runtime.images.media import frame_cost, media_preparer, video_crops, video_preparer
 from bioclip_edge.runtime.images.video import VideoSampling
 from bioclip_edge.runtime.jobs.rollup import mean_topk
+from bioclip_edge.runtime.jobs.scoring_window import NO_VECTORS, Waiting, scored_in_windows
 
 
 @dataclass(frozen=True)
@@ -75,12 +77,17 @@ class Classifier:
             request = dataclasses.replace(request, **fields)
         self.request = request
         self.bundle = bundle if isinstance(bundle, Bundle) else Bundle.open(bundle)
-        self.labels = resolve_labels(self.bundle, labels, request.recipe, request.label_cache_dir)
-        self.embedder = ImageEmbedder(self.bundle, request, plan=engine_plan)
+        # The vision graph compiles (OpenVINO: ~0.9 s for ViT-B/16 int8 on first use) while the
+        # labels are embedded on the text graph: a run's first prediction comes that much sooner.
+        with ThreadPoolExecutor(1, thread_name_prefix="vision-open") as pool:
+            embedder = pool.submit(ImageEmbedder, self.bundle, request, plan=engine_plan)
+            self.labels = resolve_labels(self.bundle, labels, request.recipe, request.label_cache_dir)
+            self.embedder = embedder.result()
         self.transform = self.embedder.transform
         self.names: list[str] = list(self.labels.names)
         self.top_k = min(request.top_k, len(self.names))
         self.sampling = VideoSampling(request.frame_interval, request.max_frames)
+        self.score_window = self.labels.scoring_window  # vectors per topk call (``jobs.scoring_window``)
 
     # --- whole images -------------------------------------------------------------------
     def predict(self, inputs: Iterable[str | os.PathLike], relative: bool = False) -> list[dict[str, Any]]:
@@ -95,24 +102,29 @@ class Classifier:
         return self.iter_items(items)
 
     def iter_items(self, items: Iterable[ImageItem]) -> Iterator[dict[str, Any]]:
+        """Records in input order, scored ``score_window`` vectors at a time (``jobs.scoring_window``)."""
         prepare = media_preparer(whole_image_preparer(self.transform, self.embedder.decode),
                                  video_preparer(self.transform, self.sampling))
-        for prepared, vectors in embedded(items, prepare, self.embedder.embed, self.embedder.plan, frame_cost(self.sampling)):
-            video = is_video_name(prepared.item.path)
-            numbers = prepared.info.get("frames_processed", [])
-            record = _base_record(prepared)
-            if video:
-                record.update(self._video_fields(numbers, vectors))
-            elif vectors is not None:
-                record["predictions"] = self.top_predictions(vectors)[0]
-            yield _order(record)
+        stream = embedded(items, prepare, self.embedder.embed, self.embedder.plan, frame_cost(self.sampling))
+        waiting = (self._waiting_item(prepared, vectors) for prepared, vectors in stream)
+        yield from scored_in_windows(waiting, self.top_predictions, self.score_window)
 
-    def _video_fields(self, numbers: list[int], vectors: Any) -> dict[str, Any]:
-        """A video's frames (number + top-k each) and its roll-up (``jobs.rollup``); a failed
-        video gets MegaDetector's ``frame_rate`` -1 and no frames."""
+    def _waiting_item(self, prepared: Prepared, vectors: Any) -> Waiting:
+        """A still's or a video's record, finished once its vectors are scored."""
+        video = is_video_name(prepared.item.path)
+        numbers = prepared.info.get("frames_processed", [])
+        record = _base_record(prepared)
+        if video and vectors is None:  # MegaDetector's convention for a failed video
+            record.update({"frame_rate": -1.0, "frames_processed": []})
         if vectors is None:
-            return {"frame_rate": -1.0, "frames_processed": []}
-        frames = [{"frame_number": n, "predictions": p} for n, p in zip(numbers, self.top_predictions(vectors))]
+            return Waiting(NO_VECTORS, lambda _: _order(record))
+        if video:
+            return Waiting(vectors, lambda found: _order({**record, **self._video_fields(numbers, found)}))
+        return Waiting(vectors, lambda found: _order({**record, "predictions": found[0] if found else []}))
+
+    def _video_fields(self, numbers: list[int], found: list[list[dict[str, Any]]]) -> dict[str, Any]:
+        """A video's frames (number + top-k each) and its roll-up (``jobs.rollup``)."""
+        frames = [{"frame_number": n, "predictions": p} for n, p in zip(numbers, found)]
         return {"predictions": mean_topk((f["predictions"] for f in frames), self.top_k), "frames": frames}
 
     # --- MegaDetector boxes ---------------------------------------------------------------
@@ -140,9 +152,12 @@ class Classifier:
         def prepare(item: ImageItem) -> Prepared:
             return self._prepare_crops(item, *entries[id(item)])
 
-        for prepared, vectors in embedded(items, prepare, self.embedder.embed, self.embedder.plan):
-            entry, targets = entries.pop(id(prepared.item))
-            yield self._detection_record(prepared, vectors, entry, targets)
+        def waiting() -> Iterator[Waiting]:
+            for prepared, vectors in embedded(items, prepare, self.embedder.embed, self.embedder.plan):
+                entry, targets = entries.pop(id(prepared.item))
+                yield self._waiting_boxes(prepared, vectors, entry, targets)
+
+        yield from scored_in_windows(waiting(), self.top_predictions, self.score_window)
 
     def _prepare_crops(self, item: ImageItem, entry: dict[str, Any], targets: list[int]) -> Prepared:
         if not targets:  # nothing to classify: no need to decode the image
@@ -157,19 +172,23 @@ class Classifier:
         info = {**decoded.exif, "width": decoded.width, "height": decoded.height, "targets": targets}
         return Prepared(item, pixels=np.stack(crops), info=info)
 
-    def _detection_record(self, prepared: Prepared, vectors: Any, entry: dict[str, Any], targets: list[int]) -> dict[str, Any]:
+    def _waiting_boxes(self, prepared: Prepared, vectors: Any, entry: dict[str, Any], targets: list[int]) -> Waiting:
+        """An image's record with every detection; the classified boxes get their top-k once scored."""
         targets = prepared.info.get("targets", targets)  # a video's boxes in frames it lacks are left out
         record = _base_record(prepared)
         record.pop("predictions", None)
         dets = [dict(d) for d in entry.get("detections") or []]
-        if vectors is not None and len(targets):
-            for index, predictions in zip(targets, self.top_predictions(vectors)):
-                dets[index]["predictions"] = predictions
         record["detections"] = dets if entry.get("detections") is not None else None
         record["extra"] = {k: v for k, v in entry.items() if k not in ("file", "detections", "failure")}
         if entry.get("failure"):  # MegaDetector could not read it either: keep its reason as is
             record["md_failure"] = str(entry["failure"])
-        return _order(record)
+
+        def finish(found: list[list[dict[str, Any]]]) -> dict[str, Any]:
+            for index, predictions in zip(targets, found):
+                dets[index]["predictions"] = predictions
+            return _order(record)
+
+        return Waiting(vectors if vectors is not None and len(targets) else NO_VECTORS, finish)
 
     # --- shared ---------------------------------------------------------------------------
     def top_predictions(self, vectors: np.ndarray) -> list[list[dict[str, Any]]]:

@@ -226,8 +226,27 @@ class LabelMatrix:
     def topk(self, image_embeddings: np.ndarray, k: int = 5, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """(indices [B, k], softmax probabilities over all N labels [B, k]), best first."""
         emb = self._check_embeddings(image_embeddings)
-        idx, probs, _ = scoring.topk(self.matrix, self.scales, emb, k, self.score_spec, block_rows, self.scoring_engine)
+        idx, probs, _ = scoring.topk(self.matrix, self.scales, emb, k, self.score_spec, block_rows, self.scoring_engine,
+                                     self.ranking_rows)
         return idx, probs
+
+    def _engine_summary(self) -> str:
+        from bioclip_edge.runtime.labels.ranking import ranks_int8
+
+        text = scoring.engine_summary(self.n, self.dim, self.scoring_engine)
+        if ranks_int8(self.scoring_engine, self.matrix, self.scales, self.path):
+            text += "; ranks int8 rows with an integer product (labels.ranking)"
+        return text
+
+    @property
+    def ranking_rows(self) -> Any:
+        """The int8 copy the scoring engine ranks instead of the stored rows (``labels.ranking``: when
+        and why), made or opened on first use; None: the stored rows are ranked."""
+        if not hasattr(self, "_ranking_rows"):
+            from bioclip_edge.runtime.labels.ranking import ranking_for
+
+            self._ranking_rows = ranking_for(self.scoring_engine, self.matrix, self.scales, self.path)
+        return self._ranking_rows
 
     @property
     def scoring_engine(self) -> Any:
@@ -239,6 +258,11 @@ class LabelMatrix:
 
             self._scoring_engine = choose_engine("auto", self.n, self.dim)
         return self._scoring_engine
+
+    @property
+    def scoring_window(self) -> int:
+        """Image vectors a job gathers per ``topk`` call on this matrix (``scoring.scoring_window``: why)."""
+        return scoring.scoring_window(self.n, self.dim)
 
     def rollup(self, image_embeddings: np.ndarray, rank: str, k: int = 5, block_rows: int | None = None
                ) -> list[list[tuple[tuple[str, ...], float]]]:
@@ -335,7 +359,7 @@ class LabelMatrix:
             "recipe": self.recipe, "columns": list(self.columns), "taxonomy": self.has_taxonomy,
             "model_id": info.get("model_id"), "architecture": info.get("architecture"),
             "random_weights": info.get("random_weights"), "text_sha256": info.get("text_sha256"),
-            "logit_scale": info.get("logit_scale"), "scoring_engine": scoring.engine_summary(self.n, self.dim, self.scoring_engine), "created_at": self.meta.get("created_at"), "note": self.meta.get("note", ""),
+            "logit_scale": info.get("logit_scale"), "scoring_engine": self._engine_summary(), "created_at": self.meta.get("created_at"), "note": self.meta.get("note", ""),
         }
 
 

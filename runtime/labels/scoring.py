@@ -18,6 +18,10 @@ if TYPE_CHECKING:
     from bioclip_edge.runtime.labels.scoring_engine import EngineChoice
 
 DEFAULT_BLOCK_BYTES = 32 << 20  # one float32 block of label rows
+# Image vectors a classification job gathers per ``topk`` call on a large matrix (``scoring_window``).
+JOB_WINDOW = 64
+# Below this many stored elements (rows x dim) a job scores each record on its own (window 1).
+WINDOW_MIN_ELEMENTS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -26,6 +30,22 @@ class ScoreSpec:
 
     logit_scale: float
     logit_bias: float | None = None
+
+
+def scoring_window(n: int, dim: int) -> int:
+    """How many image vectors a job gathers before one ``topk`` call: ``JOB_WINDOW``, or 1 for small matrices.
+
+    Why: every ``topk`` call makes one pass over the whole matrix (an 867k x 768 fp16 matrix is
+    1.33 GB, more than any cache), and that pass costs about the same for one vector as for many:
+    on a 2-core EPYC one vector per call cost 333 ms, more than the int8 ViT-L/14 tower's 317 ms
+    per image, while 64 per call cost 8.9 ms each (16: 19.4, 128: 7.6; ``bench_labels.py`` part 3).
+    64 vectors are a few seconds of stills at tower speed, or a few videos' frames or images'
+    boxes; a larger window gains little per image while records wait longer before they are
+    written and checkpointed. A matrix under ``WINDOW_MIN_ELEMENTS`` (a few thousand labels) is
+    scored in about a millisecond per call, so there each record is scored and yielded as soon as
+    it is embedded.
+    """
+    return 1 if n * dim < WINDOW_MIN_ELEMENTS else JOB_WINDOW
 
 
 def block_rows_for(dim: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
@@ -72,14 +92,16 @@ class _RunningLSE:
 
 
 def topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_rows: int | None = None,
-         engine: "str | EngineChoice" = "auto") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+         engine: "str | EngineChoice" = "auto", ranking: tuple[np.ndarray, np.ndarray] | None = None,
+         ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k rows per image: (indices [B, k] int64, probabilities [B, k], logits [B, k]).
 
     ``engine``: an ``EngineChoice`` made once by the caller (``LabelMatrix.scoring_engine``: the
     same choice for every batch of a run), or a name that ``scoring_engine.choose_engine`` resolves
     now: ``auto`` runs large matrices on OpenVINO when it is installed (~10x faster on fp16
     matrices, same top-k) and everything else here, in numpy. ``block_rows`` is in the chosen
-    engine's rows.
+    engine's rows. ``ranking``: an int8 copy of the rows for the OpenVINO engine to rank on
+    (``labels.ranking.ranking_for``); numpy ignores it.
     """
     from bioclip_edge.runtime.labels.scoring_engine import EngineChoice, choose_engine, openvino_topk
 
@@ -88,7 +110,7 @@ def topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_rows: i
         raise ValueError(f"image embeddings have dim {emb.shape[1]} but the label matrix has dim {matrix.shape[1]}")
     choice = engine if isinstance(engine, EngineChoice) else choose_engine(engine, matrix.shape[0], matrix.shape[1])
     if choice.engine == "openvino":
-        return openvino_topk(matrix, scales, emb, k, spec, choice.precision, block_rows)
+        return openvino_topk(matrix, scales, emb, k, spec, choice.precision, block_rows, ranking)
     return numpy_topk(matrix, scales, emb, k, spec, block_rows)
 
 

@@ -24,6 +24,10 @@ softmax sum itself to f16 (2e-4 relative, and adding 867k small terms in f16 los
 that precision keeps a separate f32 graph for the reductions. ``fast_precision`` prefers bf16
 (AMX) over f16 where the CPU has both: measured faster here, and one graph.
 
+int8 rows (a stored int8 matrix, or the int8 ranking copy of a large fp16 one: ``labels.ranking``)
+are ranked with an integer product instead (precision ``i8``: queries rounded to int8 per image,
+VNNI / AMX int8 kernels), unless the f32 precision was asked for.
+
 Exactness: the engine's precision only ranks candidates. Each image keeps ``k + margin``
 candidates, which are then rescored in fp32 from the stored rows exactly as the numpy path scores
 them; the softmax normaliser has those candidates' approximate terms replaced by their exact ones.
@@ -55,7 +59,9 @@ ENGINE_ENV = "BIOCLIP_EDGE_SCORING_ENGINE"  # overrides "auto" (e.g. numpy, to c
 # cosine of ~0.4), and near-duplicate taxa sit closer. Candidates' softmax terms are exact too, so a
 # wider margin also keeps a cluster of near-duplicates out of the rounded tail (f16 at 16 was
 # 3e-3 off in probability on 25-label clusters; 32 costs ~1 ms more of exact rescoring).
-MARGINS = {"f32": 4, "f16": 32, "bf16": 32}
+# int8 (rows and queries rounded to 1/127 of their largest entry, product in integers): measured
+# up to 0.2 logit off on a block of 867k x 768 synthetic fp16 rows at 64 queries: twice bf16's margin.
+MARGINS = {"f32": 4, "f16": 32, "bf16": 32, "i8": 64}
 # Below this many stored elements (rows x dim) numpy is as fast and needs no graph compile.
 SMALL_MATRIX_ELEMENTS = 2_000_000
 # Stored rows per block (12 MiB: 8192 fp16 rows of 768). Measured on a 2-core AMX Xeon: 4096 rows
@@ -163,6 +169,11 @@ def _compiled_scores(row_type: str, precision: str, rows: int, dim: int, group: 
     factor = ops.parameter([-1], ov.Type.f32, name="factor")  # logit scale (x int8 row scales)
     product = ops.matmul(ops.convert(stored, ov.Type.f32), queries, False, True)
     core = ov.Core()
+    if precision == "i8":  # int8 rows x int8 queries; f32 around the integer product
+        from bioclip_edge.runtime.labels.ranking import int8_scores_model
+
+        model = int8_scores_model(rows, dim, lambda logits: _reductions(ops, logits, rows, group))
+        return (core.compile_model(model, "CPU", {**config, "INFERENCE_PRECISION_HINT": "f32"}),)
     if precision != "f16":
         logits = ops.multiply(product, ops.unsqueeze(factor, ops.constant(np.int64(1))))
         model = ov.Model(_reductions(ops, logits, rows, group), [stored, queries, factor], "label_scores")
@@ -183,9 +194,10 @@ class _BlockScorer:
             self.requests = [m.create_infer_request() for m in _compiled_scores(row_type, precision, rows, dim, group)]
         self.group = group
 
-    def __call__(self, block: np.ndarray, emb: np.ndarray, factor: np.ndarray):
+    def __call__(self, block: np.ndarray, emb: np.ndarray, factor: np.ndarray, query_factor: np.ndarray | None = None):
         if len(self.requests) == 1:
-            out = self.requests[0].infer([block, emb, factor], share_inputs=True)
+            extra = [] if query_factor is None else [query_factor]
+            out = self.requests[0].infer([block, emb, factor, *extra], share_inputs=True)
         else:
             products = self.requests[0].infer([block, emb], share_inputs=True)[0]
             out = self.requests[1].infer([np.asarray(products, dtype=np.float32), factor], share_inputs=True)
@@ -278,17 +290,26 @@ def block_rows_for(dim: int, itemsize: int = 2, block_bytes: int = DEFAULT_BLOCK
 
 
 def openvino_topk(matrix, scales, emb: np.ndarray, k: int, spec, precision: str = "f32",
-                  block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Top-k rows per image: (indices [B, k] int64, probabilities [B, k], logits [B, k]), like ``scoring.topk``."""
+                  block_rows: int | None = None, ranking: tuple[np.ndarray, np.ndarray] | None = None,
+                  ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Top-k rows per image: (indices [B, k] int64, probabilities [B, k], logits [B, k]), like ``scoring.topk``.
+
+    ``ranking``: (int8 rows, scales) ranked instead of the stored rows (``labels.ranking``: half the
+    bytes of fp16); the candidates are rescored from the stored rows all the same.
+    """
     emb = np.ascontiguousarray(np.atleast_2d(np.asarray(emb, dtype=np.float32)))
     n, dim = matrix.shape
     k = max(1, min(int(k), n))
+    ranked, ranked_scales = ranking if ranking is not None else (matrix, scales)
+    if precision != "f32" and np.dtype(ranked.dtype) == np.int8:
+        precision = "i8"  # int8 rows: an integer product (VNNI/AMX; ``labels.ranking``)
     keep = min(n, k + MARGINS[precision])
-    row_type = _OV_ROW_TYPES.get(np.dtype(matrix.dtype))
+    queries, query_factor = _queries_for(emb, precision)
+    row_type = _OV_ROW_TYPES.get(np.dtype(ranked.dtype))
     if row_type is None:
-        raise ScoringEngineError(f"the OpenVINO scoring engine cannot read {matrix.dtype} label rows; use the numpy engine")
-    rows = _in_place_rows(matrix)
-    block_rows = min(n, block_rows or block_rows_for(dim, matrix.dtype.itemsize))
+        raise ScoringEngineError(f"the OpenVINO scoring engine cannot read {ranked.dtype} label rows; use the numpy engine")
+    rows = _in_place_rows(ranked)
+    block_rows = min(n, block_rows or block_rows_for(dim, ranked.dtype.itemsize))
     group = GROUP if block_rows % GROUP == 0 else 1
     full = _BlockScorer(row_type, precision, block_rows, dim, group)
     tail = _BlockScorer(row_type, precision, -1, dim, 1) if n % block_rows else None
@@ -298,8 +319,8 @@ def openvino_topk(matrix, scales, emb: np.ndarray, k: int, spec, precision: str 
     for start in range(0, n, block_rows):
         block = rows[start : start + block_rows]
         scorer = full if block.shape[0] == block_rows else tail
-        factor = scale if scales is None else np.asarray(scales[start : start + block_rows], dtype=np.float32) * scale
-        logits, peak, sum_exp, group_max = scorer(block, emb, factor)
+        factor = scale if ranked_scales is None else np.asarray(ranked_scales[start : start + block_rows], dtype=np.float32) * scale
+        logits, peak, sum_exp, group_max = scorer(block, queries, factor, query_factor)
         peaks.append(np.array(peak, dtype=np.float64))
         sums.append(np.array(sum_exp, dtype=np.float64))
         found.add(logits, peak, group_max, start, scorer.group)
@@ -316,6 +337,15 @@ def openvino_topk(matrix, scales, emb: np.ndarray, k: int, spec, precision: str 
     if spec.logit_bias:  # a shared shift: probabilities and order do not change
         best_logit = best_logit + np.float32(spec.logit_bias)
     return best_index, probs, best_logit
+
+
+def _queries_for(emb: np.ndarray, precision: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """The queries as the graph takes them: as they are, or (i8) int8 with a scale per image."""
+    if precision != "i8":
+        return emb, None
+    from bioclip_edge.runtime.labels.ranking import quantize
+
+    return quantize(emb)
 
 
 def _best(values: np.ndarray, index: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
