@@ -127,7 +127,11 @@ def _files(path: Path) -> tuple[Path, Path, Path] | None:
 def _build(matrix: np.ndarray, path: Path, files: tuple[Path, Path, Path]) -> None:
     """Quantize block by block into temporary files; the rows file is renamed last (it marks the copy done)."""
     rows_file, scales_file, source = files
-    log.info("writing an int8 ranking copy of %s to %s (once per matrix file)", path, rows_file.parent)
+    # WARNING level so a command-line run shows it: a first use pauses a few seconds (8 s for TreeOfLife's
+    # 867k rows) and writes half the matrix's size into the user cache, which a user should not find unexplained.
+    log.warning("first use of %s: writing an int8 ranking copy (%.0f MB, once per matrix file) to %s; "
+                "later runs reuse it (BIOCLIP_EDGE_CACHE_DIR=off ranks the stored rows instead)",
+                path, matrix.shape[0] * (matrix.shape[1] + 4) / 1e6, rows_file.parent)
     _drop_stale(path, source)
     tmp_rows = rows_file.with_name(f"{rows_file.name}.{os.getpid()}.tmp")
     tmp_scales = scales_file.with_name(f"{scales_file.name}.{os.getpid()}.tmp")
