@@ -11,7 +11,6 @@ from pathlib import Path
 
 from ..runtime.engine.manifest import ModelInfo, Preprocess, TokenizerSpec
 from .sources import LoadedModel
-from .towers import count_params
 
 
 def text_config(loaded: LoadedModel) -> tuple[dict, int]:
@@ -37,6 +36,8 @@ def tokenizer_spec(loaded: LoadedModel, text_cfg: dict, work: Path) -> Tokenizer
 
 
 def model_info(loaded: LoadedModel, text_tower) -> ModelInfo:
+    from .towers import count_params
+
     model = loaded.model
     scale = float(model.logit_scale.exp().item()) if getattr(model, "logit_scale", None) is not None else 100.0
     bias = getattr(model, "logit_bias", None)
@@ -78,12 +79,14 @@ def preprocess_record(loaded: LoadedModel) -> Preprocess:
 
 
 def versions() -> dict[str, str]:
+    """The versions that made the bundle, from the installed packages' metadata (the exporting
+    process does not import torch or open_clip itself: ``torch_process``)."""
+    from importlib.metadata import version
+
     import onnx
     import onnxruntime
-    import open_clip
-    import torch
 
     from .. import __version__
 
-    return {"bioclip_edge": __version__, "torch": torch.__version__, "open_clip": open_clip.__version__,
+    return {"bioclip_edge": __version__, "torch": version("torch"), "open_clip": version("open_clip_torch"),
             "onnx": onnx.__version__, "onnxruntime": onnxruntime.__version__}

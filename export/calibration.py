@@ -86,6 +86,12 @@ def builtin_calibration(n: int = BUILTIN_CALIBRATION_IMAGES) -> CalibrationSet:
     return CalibrationSet(tuple(whole + crops), None, len(crops))
 
 
+def calibration_images(folder: Path | None, files: Sequence[Path], n: int | None = None) -> list[Image.Image]:
+    """``calibration_set``'s images alone: what the PyTorch stage preprocesses, loaded in its own
+    process (``torch_process``) from this picklable description rather than sent there."""
+    return list(calibration_set(folder, files, n).images)
+
+
 def calibration_set(folder: Path | None, files: Sequence[Path], n: int | None = None) -> CalibrationSet:
     """The user's ``files`` from ``folder`` when there are any, else ``n`` built-in images (default 32)."""
     if files:

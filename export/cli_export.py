@@ -36,11 +36,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-nncf", action="store_true",
                    help="skip the NNCF int8 variant for OpenVINO (without --calibration: no calibrated variant at all, "
                         "so classify --precision auto runs OpenVINO bf16 or onnxruntime int8 instead)")
-    p.add_argument("--nncf-preset", choices=("auto", "performance", "transformer"), default="auto",
-                   help="NNCF int8 preset: auto (default: performance, ~1.6x OpenVINO bf16 on ViT-B/16 here, kept only "
-                        "if min cosine >= 0.995 and top-1 agrees on >= 99%% of the images with a clear margin; "
-                        "else transformer), "
-                        "performance, or transformer (closest to fp32, about bf16 speed)")
+    p.add_argument("--nncf-preset", choices=("auto", "performance", "performance-sq", "transformer"), default="auto",
+                   help="NNCF int8 preset: auto (default: the first of performance, performance-sq, transformer whose "
+                        "min cosine is >= 0.995 and whose top-1 agrees on >= 99%% of the images with a clear margin), "
+                        "performance (~1.6x OpenVINO bf16 on ViT-B/16 here), performance-sq (the same speed, with "
+                        "SmoothQuant and a float output projection: what ViT-L/14 needed), or transformer (about "
+                        "bf16 speed where the CPU has AMX)")
     p.add_argument("--nncf-format", choices=("auto", "onnx", "openvino-ir"), default="auto",
                    help="file kind of the NNCF int8 graph: auto (default: ONNX QDQ, which onnxruntime can also run, "
                         "for fp32 vision graphs up to 1 GB such as ViT-B/16; OpenVINO IR (.xml + .bin, OpenVINO only) "

@@ -16,8 +16,6 @@ from pathlib import Path
 from typing import Sequence
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 from PIL import Image
 
 from .parity import Reference, normalise_pixels
@@ -120,6 +118,8 @@ def open_clip_transform(loaded: LoadedModel):
 
 
 def preprocess(loaded: LoadedModel, images: Sequence[Image.Image]) -> np.ndarray:
+    import torch
+
     transform = open_clip_transform(loaded)
     return torch.stack([transform(im) for im in images]).numpy().astype(np.float32)
 
@@ -165,6 +165,9 @@ def cropped_uint8(loaded: LoadedModel, images: Sequence[Image.Image]) -> tuple[n
 
 def image_embeddings(loaded: LoadedModel, pixels: np.ndarray, batch: int = 16) -> np.ndarray:
     """PyTorch fp32's normalised image embeddings of preprocessed ``pixels`` (open_clip itself)."""
+    import torch
+    import torch.nn.functional as F
+
     with torch.no_grad():
         return torch.cat([F.normalize(loaded.model.encode_image(torch.from_numpy(pixels[i:i + batch])), dim=-1)
                           for i in range(0, len(pixels), batch)]).numpy().astype(np.float32)
@@ -173,6 +176,9 @@ def image_embeddings(loaded: LoadedModel, pixels: np.ndarray, batch: int = 16) -
 def build_reference(loaded: LoadedModel, text_cfg: dict, n_images: int = 64,
                     extra_images: Sequence[Path] = (), batch: int = 16) -> Reference:
     """PyTorch fp32 embeddings of the parity photos (``parity_photos``) and labels (``PARITY_LABELS``)."""
+    import torch
+    import torch.nn.functional as F
+
     model = loaded.model
     photos = parity_photos(n_images, extra_images)
     cropped = cropped_uint8(loaded, photos)

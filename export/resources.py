@@ -18,12 +18,11 @@ log = logging.getLogger(__name__)
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set so far, and its waited-for children's, whichever is larger
-    (Linux reports kilobytes, macOS bytes)."""
+    """This process's peak resident set so far (Linux reports kilobytes, macOS bytes). The PyTorch
+    stage's child reports its own peak, which the export adds to what this process held meanwhile
+    (``torch_process.StageResult``)."""
     unit = 1 if sys.platform == "darwin" else 1024
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return int(max(own, children) * unit)
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit)
 
 
 def current_rss_bytes() -> int | None:

@@ -257,3 +257,23 @@ def test_performance_gate_holds_top1_on_clear_margins_only():
     assert gate_misses(figures(0.998, 3, clear=4)) == ""  # 4 clear images: not measurable, not held
     assert "min cosine 0.9900" in gate_misses(figures(0.99, 100))
     assert "not measurable" in figures(0.998, 3, clear=4).text()
+
+
+@pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
+def test_nncf_performance_sq_keeps_the_output_projection_float(tiny_model_dir: Path, photo_dir: Path, tmp_path: Path):
+    """performance-sq: SmoothQuant on the performance preset, and the tower's last MatMul (the output
+    projection, where ViT-L/14's remaining error sat) left in floating point; the rest is int8."""
+    import onnx
+
+    out = tmp_path / "sq"
+    export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
+                               calibration=photo_dir, parity_images=6, nncf_preset="performance-sq"))
+    bundle = Bundle.open(out)
+    v = bundle.variant("vision", name="vision.int8-nncf")
+    assert v.quantization["preset"] == "performance-sq" and v.parity.passed
+    graph = onnx.load(str(bundle.path(v.file))).graph
+    made_by = {o: node.op_type for node in graph.node for o in node.output}
+    matmuls = [node for node in graph.node if node.op_type == "MatMul"]
+    quantized = [m for m in matmuls if any(made_by.get(i) == "DequantizeLinear" for i in m.input)]
+    assert matmuls[-1] not in quantized  # the projection: float weights and input
+    assert len(quantized) >= len(matmuls) // 2  # the blocks' matmuls are int8

@@ -18,7 +18,7 @@ their absence as "not measured"):
 Variant file kinds (``Variant.format``, ``VARIANT_FORMATS``):
 
 * ``onnx`` (the default, and the only kind before it was recorded): ``file`` is an ONNX graph,
-  ``data_file`` its external data when over 2 GB. onnxruntime and OpenVINO both read it.
+  ``data_file`` its external data when over 1 GB. onnxruntime and OpenVINO both read it.
 * ``openvino-ir``: ``file`` is OpenVINO's model (``.xml``), ``data_file`` its weights (``.bin``),
   both with sha256 and size. Only OpenVINO runs it; the runtime refuses it on onnxruntime with a
   message saying so. Written for the NNCF int8 graph of towers over 2 GB (ViT-H/14): NNCF's ONNX
@@ -140,7 +140,7 @@ class Variant:
     input_name: str
     output_name: str
     dynamic_length: bool = True  # text only: accepts token ids shorter than context_length
-    data_file: str | None = None  # ONNX external data (models over 2 GB)
+    data_file: str | None = None  # ONNX external data (graphs with over 1 GB of weights)
     data_sha256: str | None = None
     data_size_bytes: int | None = None
     storage: str = "fp32"  # dtype of the stored weights

@@ -12,7 +12,7 @@ ratios to PyTorch eager): OpenVINO on NNCF int8 (performance preset) 7.8x, OpenV
 fp32 graph 4.6x, NNCF int8 transformer preset 4.5x, onnxruntime dynamic int8 3.3x, fp32 ~1x. So:
 
 1. OpenVINO installed and its CPU plugin computes int8, and the bundle's ``vision.int8-nncf``
-   passed its preset gate and is the performance preset, or the transformer preset on a CPU
+   passed its preset gate and is a fast preset (performance, performance-sq), or the transformer preset on a CPU
    without AMX (``_nncf_pays``): that graph on OpenVINO.
 2. OpenVINO installed and the CPU computes bf16 (AMX / AVX-512 BF16): the fp32 graph on OpenVINO,
    which runs it in bf16 (with AMX the transformer-preset NNCF graph is no faster than that).
@@ -133,15 +133,21 @@ def _auto(bundle: Bundle, backend: str, providers: tuple[str, ...], machine: Cap
     return Selection(fp32, "onnxruntime", f"auto: {why}; onnxruntime fp32 (the bundle has no verified dynamic int8 graph)")
 
 
+# NNCF presets taken over OpenVINO bf16 on every CPU: the performance preset (1.6x bf16 on ViT-B/16
+# with AMX) and performance-sq, which runs the same symmetric int8 kernels (SmoothQuant only changes
+# scales; measured without AMX: 1.74x bf16 on the ViT-L/14 tower, the performance preset 1.78x).
+FAST_NNCF_PRESETS = ("performance", "performance-sq")
+
+
 def _nncf_pays(nncf: Variant, caps: Caps) -> bool:
-    """Whether the NNCF graph beats OpenVINO bf16 here: the performance preset always did (1.6x on
-    ViT-B/16 with AMX); the transformer preset only where bf16 has no AMX (ViT-B/16 on an AMX Xeon:
-    0.91x bf16; ViT-L/14 on an AVX-512 BF16 + VNNI EPYC without AMX: 1.45x)."""
-    return _nncf_preset(nncf) == "performance" or backends.AMX not in caps
+    """Whether the NNCF graph beats OpenVINO bf16 here: the fast presets always; the transformer
+    preset only where bf16 has no AMX (ViT-B/16 on an AMX Xeon: 0.91x bf16; ViT-L/14 on an
+    AVX-512 BF16 + VNNI EPYC without AMX: 1.45x)."""
+    return _nncf_preset(nncf) in FAST_NNCF_PRESETS or backends.AMX not in caps
 
 
 def _nncf_why(nncf: Variant, caps: Caps) -> str:
-    if _nncf_preset(nncf) == "performance":
+    if _nncf_preset(nncf) in FAST_NNCF_PRESETS:
         return ""
     return " (no AMX on this CPU: int8 beats bf16 here)" if "BF16" in caps else ""
 
