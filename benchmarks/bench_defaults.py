@@ -3,7 +3,7 @@
 Every bundle here is made by `bioclip-edge export MODEL --allow-random` with no other option (no
 `--calibration`: the NNCF int8 graph is calibrated on the built-in photos), in its own process, so
 the manifest's `export_resources` is that export's own time and peak resident memory. Bundles are
-reused when they exist (`--reuse`, default) because a ViT-H/14 export takes most of an hour here.
+reused when they exist (`--reuse`, default) because a ViT-H/14 export takes 20-60 minutes here (19 min on 2026-12-03).
 
 Targets (each a ratio measured in one run, configurations alternating round by round):
 1. ViT-B/16, `classify` defaults end to end on 1920x1080 JPEGs >= 1.27x OpenVINO bf16 on the fp32
@@ -198,7 +198,7 @@ def markdown(result: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", type=Path, default=Path("bench-out/defaults"))
-    p.add_argument("--models", default="b16,l14,h14", help="which of b16,l14,h14 (h14: an hour of export on 2 cores)")
+    p.add_argument("--models", default="b16,l14,h14", help="which of b16,l14,h14 (h14: 20-60 minutes of export on 2 cores)")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     p.add_argument("--bundle", action="append", default=[], metavar="KEY=PATH",

@@ -120,8 +120,10 @@ class DecodeCheck:
 
 @dataclass(frozen=True)
 class ExportResources:
-    """What an export cost: wall time and peak resident memory (the process and its children),
-    against the fp32 weights' size (4 bytes per parameter: the size of an fp32 checkpoint)."""
+    """What an export cost: wall time and peak resident memory, against the fp32 weights' size (4
+    bytes per parameter: the size of an fp32 checkpoint). The peak is the larger of the exporting
+    process's own and, for the PyTorch stage run in a child, the child's peak plus what the
+    exporter held while it waited (both at once, at worst)."""
 
     seconds: float
     peak_rss_bytes: int

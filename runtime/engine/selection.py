@@ -127,7 +127,7 @@ def _auto(bundle: Bundle, backend: str, providers: tuple[str, ...], machine: Cap
     elif not caps:
         why = "OpenVINO is not installed"
     else:
-        why = "no bf16 on this CPU and no NNCF performance-preset graph in the bundle"
+        why = "no bf16 on this CPU and no NNCF int8 graph that passed its gate in the bundle"
     if dynamic is not None and _is_dynamic_int8(dynamic):
         return Selection(dynamic, "onnxruntime", f"auto: {why}; onnxruntime's dynamic int8 (parity verified at export)")
     return Selection(fp32, "onnxruntime", f"auto: {why}; onnxruntime fp32 (the bundle has no verified dynamic int8 graph)")
