@@ -12,7 +12,6 @@ import logging
 import shutil
 import time
 from dataclasses import dataclass, field
-from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
@@ -25,7 +24,6 @@ from .calibration import (
     FOLDER_CALIBRATION_IMAGES,
     CalibrationSet,
     calibration_files,
-    calibration_images,
     calibration_set,
 )
 from .int8_calibrated import NNCF_FORMATS, NncfRequest, nncf_variant, static_variant
@@ -126,8 +124,9 @@ def _export_into(cfg: ExportConfig, work: Path, say: Callable[[str], None]) -> M
     user_calib = calibration_files(cfg.calibration)[: cfg.calibration_images or FOLDER_CALIBRATION_IMAGES] \
         if cfg.calibration else []
     cal = _calibration(cfg, user_calib, say)
-    loader = partial(calibration_images, cfg.calibration, tuple(user_calib), cfg.calibration_images) if cal else None
-    stage = run_torch_stage_in_child(say, cfg.request, work, cfg.parity_images, user_calib, loader, cfg.opset)
+    # the images are decoded in the child: ``cal`` describes them, and its bound ``images`` pickles
+    stage = run_torch_stage_in_child(say, cfg.request, work, cfg.parity_images, user_calib,
+                                     cal.images if cal is not None else None, cfg.opset)
     torch_results: TorchResults = stage.results
     ref, fp32_files, dynamic_length = torch_results.reference, torch_results.fp32_files, torch_results.dynamic_length
 

@@ -34,26 +34,36 @@ BUILTIN_CROP_SEED = 1  # the parity crops use seed 0
 
 @dataclass(frozen=True)
 class CalibrationSet:
-    """The images int8 calibration sees, and how the manifest and console describe them."""
+    """The images int8 calibration sees, and how the manifest and console describe them. Described
+    without decoding them: the exporting process needs only the counts, and the PyTorch stage, in
+    its own process, decodes them (``images``); 64 of a user's 12 MP frames are 2.3 GB decoded."""
 
-    images: tuple[Image.Image, ...]
+    count: int
     folder: Path | None  # the user's folder; None: built-in sample photos
-    crops: int = 0  # built-in only: how many of ``images`` are augmented crops
+    crops: int = 0  # built-in only: how many of the images are augmented crops
+    files: tuple[Path, ...] = ()  # the user's files
 
     @property
     def builtin(self) -> bool:
         return self.folder is None
 
+    def images(self) -> list[Image.Image]:
+        """The decoded images: the user's (unreadable ones replaced by sample photos, as parity
+        does), or the whole sample photos then seeded augmented crops of them."""
+        if not self.builtin:
+            return sample_photos(len(self.files), self.files)
+        return sample_photos(self.count - self.crops) + photo_crops(self.crops, seed=BUILTIN_CROP_SEED)
+
     def source(self) -> str:
         """One phrase for people, stored in the manifest as ``calibration.source``."""
         if self.builtin:
-            return f"built-in sample photos ({len(self.images) - self.crops} photos + {self.crops} augmented crops)"
-        return f"user folder {self.folder} ({len(self.images)} images)"
+            return f"built-in sample photos ({self.count - self.crops} photos + {self.crops} augmented crops)"
+        return f"user folder {self.folder} ({self.count} images)"
 
     def record(self, method: str) -> dict:
         """The manifest's ``quantization.calibration`` block (``folder``/``images``/``method`` as before)."""
         out: dict = {"source": self.source(), "kind": "builtin" if self.builtin else "folder",
-                     "folder": None if self.builtin else str(self.folder), "images": len(self.images),
+                     "folder": None if self.builtin else str(self.folder), "images": self.count,
                      "method": method}
         if self.builtin:
             out["crop_seed"] = BUILTIN_CROP_SEED
@@ -61,7 +71,7 @@ class CalibrationSet:
 
     def announcement(self) -> tuple[str, ...]:
         """What the export prints before calibrating on built-in photos: which ones, and the advice."""
-        names = ", ".join(SKIMAGE_PHOTOS[: len(self.images) - self.crops])
+        names = ", ".join(SKIMAGE_PHOTOS[: self.count - self.crops])
         return (f"no --calibration folder: calibrating the NNCF int8 variant on {self.source()}: "
                 f"scikit-image's {names}", f"note: {BUILTIN_CALIBRATION_ADVICE}")
 
@@ -75,21 +85,14 @@ def calibration_files(folder: Path) -> list[Path]:
 
 
 def user_calibration(folder: Path, files: Sequence[Path]) -> CalibrationSet:
-    """The user's images (unreadable ones replaced by sample photos, as parity does)."""
-    return CalibrationSet(tuple(sample_photos(len(files), files)), Path(folder))
+    """The user's images."""
+    return CalibrationSet(len(files), Path(folder), files=tuple(files))
 
 
 def builtin_calibration(n: int = BUILTIN_CALIBRATION_IMAGES) -> CalibrationSet:
     """The whole sample photos, then seeded augmented crops of them up to ``n`` images."""
-    whole = sample_photos(min(n, len(SKIMAGE_PHOTOS)))
-    crops = photo_crops(n - len(whole), seed=BUILTIN_CROP_SEED)
-    return CalibrationSet(tuple(whole + crops), None, len(crops))
-
-
-def calibration_images(folder: Path | None, files: Sequence[Path], n: int | None = None) -> list[Image.Image]:
-    """``calibration_set``'s images alone: what the PyTorch stage preprocesses, loaded in its own
-    process (``torch_process``) from this picklable description rather than sent there."""
-    return list(calibration_set(folder, files, n).images)
+    whole = min(n, len(SKIMAGE_PHOTOS))
+    return CalibrationSet(n, None, n - whole)
 
 
 def calibration_set(folder: Path | None, files: Sequence[Path], n: int | None = None) -> CalibrationSet:

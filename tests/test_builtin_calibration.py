@@ -110,11 +110,11 @@ def test_calibration_images_must_be_positive(tiny_model_dir: Path, tmp_path: Pat
 
 def test_builtin_set_is_whole_photos_then_seeded_crops():
     small = builtin_calibration(8)
-    assert (len(small.images), small.crops) == (8, 0) and small.source() == \
+    assert (len(small.images()), small.count, small.crops) == (8, 8, 0) and small.source() == \
         "built-in sample photos (8 photos + 0 augmented crops)"
     again = builtin_calibration(20)
-    assert (len(again.images), again.crops) == (20, 4)
-    assert [im.size for im in again.images] == [im.size for im in builtin_calibration(20).images]  # seeded
+    assert (len(again.images()), again.count, again.crops) == (20, 20, 4)
+    assert [im.size for im in again.images()] == [im.size for im in builtin_calibration(20).images()]  # seeded
 
 
 def test_notes_name_user_folders_in_bundles_from_before_the_source_phrase():
