@@ -18,13 +18,11 @@ import logging
 import multiprocessing
 import pickle
 import queue as queue_module
-import resource
-import sys
 import traceback
 from dataclasses import dataclass
 from typing import Any, Callable
 
-from .resources import current_rss_bytes
+from .resources import current_rss_bytes, peak_rss_bytes
 
 log = logging.getLogger(__name__)
 
@@ -119,14 +117,9 @@ def _child_main(channel, level: int, args: tuple, kwargs: dict) -> None:
         from .torch_stage import run_torch_stage
 
         results = run_torch_stage(*args, say=lambda msg: channel.put(("say", msg)), **kwargs)
-        channel.put(("done", (results, _own_peak_bytes())))
+        channel.put(("done", (results, peak_rss_bytes())))  # the child's own
     except BaseException as exc:  # noqa: BLE001 - every failure goes to the parent, which raises it
         channel.put(("error", (_pickled(exc), traceback.format_exc())))
-
-
-def _own_peak_bytes() -> int:
-    unit = 1 if sys.platform == "darwin" else 1024
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit)
 
 
 def _pickled(exc: BaseException) -> bytes | None:

@@ -21,8 +21,8 @@ Variant file kinds (``Variant.format``, ``VARIANT_FORMATS``):
   ``data_file`` its external data when over 1 GB. onnxruntime and OpenVINO both read it.
 * ``openvino-ir``: ``file`` is OpenVINO's model (``.xml``), ``data_file`` its weights (``.bin``),
   both with sha256 and size. Only OpenVINO runs it; the runtime refuses it on onnxruntime with a
-  message saying so. Written for the NNCF int8 graph of towers over 2 GB (ViT-H/14): NNCF's ONNX
-  path cannot hold them, its OpenVINO path quantizes from the file. ``format`` is written only when
+  message saying so. Written for the NNCF int8 graph of vision towers over 1 GB (ViT-L/14, ViT-H/14): NNCF's
+  ONNX path held 13 GB on ViT-L/14 and cannot hold ViT-H/14; its OpenVINO path quantizes from the file. ``format`` is written only when
   it is not ``onnx``, so bundles without such a variant read as before, and an older bioclip-edge
   meeting one stops with "unknown field(s) ['format']" instead of loading a file it cannot run.
 """
