@@ -67,8 +67,8 @@ def export_default(model: str, folder: Path, reuse: bool, parity_images: int | N
 def tower(bundle, variant: str, backend: str, threads: int):
     """One vision graph of the bundle on a backend: pixels -> embeddings (the runtime's session factory)."""
     from bioclip_edge.profiling.runners import open_plan
-    from bioclip_edge.runtime.engine.plan import SessionOptions
-    from bioclip_edge.runtime.engine.selection import make_plan
+    from bioclip_edge.runtime.inference.plan import SessionOptions
+    from bioclip_edge.runtime.inference.selection import make_plan
 
     plan = make_plan(bundle, "vision", "auto", SessionOptions(intra_op_threads=threads, backend=backend), variant_name=variant)
     session, name = open_plan(plan, bundle)
@@ -77,7 +77,7 @@ def tower(bundle, variant: str, backend: str, threads: int):
 
 def classifier(bundle, threads: int):
     """`classify` with its defaults (`--precision auto --backend auto --decode auto`)."""
-    from bioclip_edge.runtime.engine.plan import SessionOptions
+    from bioclip_edge.runtime.inference.plan import SessionOptions
     from bioclip_edge.runtime.jobs.classifier import ClassifyRequest, Classifier
 
     return Classifier(bundle, LABELS, ClassifyRequest(session=SessionOptions(intra_op_threads=threads, backend="auto")))
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-reuse", action="store_true", help="export again even where bundles exist")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    from bioclip_edge.runtime.engine.bundle import Bundle
+    from bioclip_edge.runtime.inference.bundle import Bundle
 
     given = dict(item.split("=", 1) for item in args.bundle)
     from bioclip_edge.profiling.machine import machine_info

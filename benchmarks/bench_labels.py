@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from label_engines import _proc_status, bench_engines, ensure_tower_bundle  # noqa: E402 (beside this script)
+from label_scorers import _proc_status, bench_engines, ensure_tower_bundle  # noqa: E402 (beside this script)
 
 HERE = Path(__file__).resolve().parent
 LABELS_FILE = HERE.parent / "tests" / "data" / "labels_tokenizer.txt"
@@ -64,8 +64,8 @@ def make_text_bundle(folder: Path, seed: int = 0):
     from bioclip_edge.export.onnx_export import export_tower
     from bioclip_edge.export.tokenizer_files import write_tokenizer_files
     from bioclip_edge.export.towers import text_tower_for
-    from bioclip_edge.runtime.engine.bundle import Bundle, sha256_file
-    from bioclip_edge.runtime.engine.manifest import SCHEMA_VERSION, Manifest, ModelInfo, Preprocess, Variant, WeightsSource
+    from bioclip_edge.runtime.inference.bundle import Bundle, sha256_file
+    from bioclip_edge.runtime.inference.manifest import SCHEMA_VERSION, Manifest, ModelInfo, Preprocess, Variant, WeightsSource
 
     torch.manual_seed(seed)
     model = open_clip.create_model("ViT-B-16").eval()
@@ -210,7 +210,7 @@ def _score_child(path: str, batch: int, queue) -> None:
     fp32_s = time.perf_counter() - t0
     queue.put({
         "labels": m.n, "dim": m.dim, "dtype": m.dtype, "file_MB": round(m.matrix.nbytes / 1e6, 1),
-        "engine": m.summary().get("scoring_engine"),
+        "engine": m.summary().get("scorer"),
         "open_s": round(open_s, 4), "open_tracemalloc_peak_MB": round(open_peak / 1e6, 2),
         "top5_1_image_s": round(one_s, 3), f"top5_{batch}_images_s": round(batch_s, 3),
         "images_per_s_batched": round(batch / batch_s, 1),
@@ -225,7 +225,7 @@ def _score_child(path: str, batch: int, queue) -> None:
 def bench_scoring(n: int, dim: int, batch: int, folder: Path, engines_cfg: dict | None = None,
                   engines_only: bool = False) -> dict:
     from bioclip_edge.runtime.labels.scoring import block_rows_for
-    from bioclip_edge.runtime.labels.scoring_engine import block_rows_for as engine_block_rows_for
+    from bioclip_edge.runtime.labels.openvino_scoring import block_rows_for as engine_block_rows_for
 
     path = folder / "synthetic_867k.npz"
     write_s = write_synthetic_matrix(path, n, dim)

@@ -111,8 +111,8 @@ def make_runner(bundle, backend: str, variant_name: str, threads: int):
     if backend == "torch":
         return torch_runner(bundle, threads)
     from bioclip_edge.profiling.runners import open_plan
-    from bioclip_edge.runtime.engine.plan import SessionOptions
-    from bioclip_edge.runtime.engine.selection import make_plan, plan_file
+    from bioclip_edge.runtime.inference.plan import SessionOptions
+    from bioclip_edge.runtime.inference.selection import make_plan, plan_file
 
     options = SessionOptions(intra_op_threads=threads, backend=backend)
     if variant_name.startswith("file:"):  # a graph beside the bundle, not in its manifest
@@ -223,7 +223,7 @@ def end_to_end(bundle, photos: Path, batch: int, threads: int, rounds: int = 3) 
     measured round by round in one run so machine drift hits them alike."""
     import dataclasses
 
-    from bioclip_edge.runtime.engine.plan import SessionOptions
+    from bioclip_edge.runtime.inference.plan import SessionOptions
     from bioclip_edge.runtime.jobs.classifier import ClassifyRequest, Classifier
 
     labels = ["lion", "leopard", "cheetah", "spotted hyena", "zebra", "empty savanna"]
@@ -253,7 +253,7 @@ def end_to_end(bundle, photos: Path, batch: int, threads: int, rounds: int = 3) 
     fast_top1 = [r["predictions"][0]["index"] if r["predictions"] else None for r in results["fast"]]
     out = {"backend": backend, "variant": variant, "images": len(results["exact"]),
            "failed": sum(bool(r["failures"]) for r in results["exact"]), "tower_images_per_s": tower,
-           "decode_threads": clf.embedder.plan.threads, "image_size": "1920x1080 JPEG", "rounds": rounds,
+           "decode_threads": clf.embedder.flow.decode_threads, "image_size": "1920x1080 JPEG", "rounds": rounds,
            "fast_decode_draft_size": list(clf.transform.draft_size),
            "fast_top1_agreement_with_exact": float(np.mean([a == b for a, b in zip(top1, fast_top1)]))}
     for mode in modes:
@@ -347,7 +347,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--agreement-images", type=int, default=200, help="photo crops for top-1 agreement (default 200)")
     args = p.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
-    from bioclip_edge.runtime.engine.bundle import Bundle
+    from bioclip_edge.runtime.inference.bundle import Bundle
 
     folder = ensure_bundle(args.out, write_photos(args.out / "calibration"))
     bundle = Bundle.open(folder)

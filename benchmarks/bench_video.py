@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     clf = Classifier(bundle_path(args), LABELS, ClassifyRequest(batch_size=args.batch, frame_interval=args.interval))
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "size": args.size,
               "fps": args.fps, "seconds": args.seconds, "copies": args.copies, "interval": args.interval, "rounds": args.rounds,
-              "variant": clf.embedder.variant.name, "backend": clf.embedder.backend, "decode_threads": clf.embedder.plan.threads,
+              "variant": clf.embedder.variant.name, "backend": clf.embedder.backend, "decode_threads": clf.embedder.flow.decode_threads,
               **measure(clf, clips, stills, args.rounds, args.seconds, args.copies)}
     (args.out / "video.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "video.md").write_text(markdown(result))

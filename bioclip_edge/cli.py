@@ -22,8 +22,8 @@ import logging
 import sys
 from typing import Sequence
 
-from . import __version__
-from .errors import CommandError, UserError  # noqa: F401  (CommandError: re-exported)
+from bioclip_edge import __version__
+from bioclip_edge.errors import CommandError, UserError  # noqa: F401  (CommandError: re-exported)
 
 # name -> module; order is the order shown in --help.
 COMMANDS: dict[str, str] = {
@@ -79,7 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def configure_process(verbose: int) -> None:
     """Logging and warning filters for a command-line run: set here, never when a module is imported."""
-    from .runtime.images.decode import quiet_pillow_warnings
+    from bioclip_edge.runtime.images.decode import quiet_pillow_warnings
 
     logging.basicConfig(level=logging.WARNING - 10 * min(verbose, 2), format="%(levelname)s: %(message)s")
     quiet_pillow_warnings()

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from .cli import main as cli
+from bioclip_edge.cli import main as cli
 
 DEMO_MODEL = "hf-hub:imageomics/bioclip"
 DEMO_LABELS = "lion,leopard,cheetah,spotted hyena,african elephant,plains zebra,domestic cat,coffee cup,rocket,person"
@@ -20,7 +20,7 @@ DEMO_PHOTOS = ("chelsea", "coffee", "rocket", "astronaut")
 
 def write_photos(folder: Path) -> Path:
     """Real sample photos (scikit-image ships them) as JPEGs, like a camera card."""
-    from .export.reference import write_sample_photos
+    from bioclip_edge.export.reference import write_sample_photos
 
     return write_sample_photos(folder, DEMO_PHOTOS)
 
@@ -66,7 +66,7 @@ def print_predictions(path: Path) -> None:
 
 
 def _commands() -> set[str]:
-    from .cli import build_parser
+    from bioclip_edge.cli import build_parser
 
     parser = build_parser()
     for action in parser._subparsers._group_actions:  # argparse keeps subcommands here

@@ -15,20 +15,15 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = {"bioclip_edge": ROOT / "bioclip_edge", "bioclip_edge.export": ROOT / "export",
-            "bioclip_edge.runtime": ROOT / "runtime", "bioclip_edge.profiling": ROOT / "profiling"}
+PACKAGE = ROOT / "bioclip_edge"
 
 
 def modules() -> dict[str, Path]:
     """Every module of the package, by dotted name."""
     found = {}
-    for package, folder in PACKAGES.items():
-        for path in folder.rglob("*.py"):
-            parts = path.relative_to(folder).with_suffix("").parts
-            if package == "bioclip_edge" and len(parts) > 1:
-                continue
-            name = ".".join((package, *parts))
-            found[name.removesuffix(".__init__")] = path
+    for path in PACKAGE.rglob("*.py"):
+        name = ".".join(("bioclip_edge", *path.relative_to(PACKAGE).with_suffix("").parts))
+        found[name.removesuffix(".__init__")] = path
     return found
 
 
@@ -66,7 +61,7 @@ def test_runtime_never_imports_export_profiling_or_the_cli():
     assert not upward, f"runtime imports upward: {sorted(upward)}"
 
 
-RUNTIME_LAYERS = ("common", "engine", "images", "text", "labels", "jobs", "cluster", "preview", "cli")  # README: Architecture
+RUNTIME_LAYERS = ("common", "inference", "images", "text", "labels", "jobs", "cluster", "preview", "cli")  # README: Architecture
 
 
 def test_runtime_sub_packages_import_only_those_below_them():
@@ -127,7 +122,7 @@ def test_imports_change_no_process_wide_state():
 
 
 def _is_package(name: str) -> bool:
-    return name in PACKAGES or modules().get(name, Path()).name == "__init__.py"
+    return modules().get(name, Path()).name == "__init__.py"
 
 
 def _strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:

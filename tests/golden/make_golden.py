@@ -72,9 +72,12 @@ GOLDEN_SUFFIXES = {".json", ".csv", ".jsonl", ".txt"}  # what the test compares
 
 
 def _import_from_tests(name: str):
-    if str(TESTS_DIR) not in sys.path:
-        sys.path.insert(0, str(TESTS_DIR))
-    return __import__(name)
+    """``tests.<name>``, importable also when this file runs as a script (the checkout on sys.path)."""
+    import importlib
+
+    if str(TESTS_DIR.parent) not in sys.path:
+        sys.path.insert(0, str(TESTS_DIR.parent))
+    return importlib.import_module(f"tests.{name}")
 
 
 # --- inputs ---------------------------------------------------------------------------------------
@@ -105,7 +108,7 @@ def fixture_inputs(root: Path) -> tuple[Path, Path]:
 
 def make_card(photo_dir: Path, card: Path) -> Path:
     """The photos, a trail-camera JPEG with EXIF in a subfolder, and two files no decoder reads."""
-    image_factory = _import_from_tests("image_factory")
+    image_factory = _import_from_tests("helpers.image_factory")
     shutil.copytree(photo_dir, card)
     night = card / "DCIM" / "100RECNX"
     night.mkdir(parents=True)

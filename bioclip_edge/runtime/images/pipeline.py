@@ -1,0 +1,159 @@
+"""Decode in a thread pool while onnxruntime runs, in input order, with bounded memory.
+
+Pillow's decoders and onnxruntime's ``run`` both release the GIL, so plain threads overlap
+JPEG decoding with inference. The pool works at most ``window`` images ahead of the model:
+enough to keep it fed, never the whole card in memory (one 224 px image is 600 kB as float32).
+
+A *prepare* function turns one ``ImageItem`` into a ``Prepared`` (pixels for one or more crops,
+or a failure reason); it never raises, so one bad file cannot stop the run.
+
+``Flow`` is derived once from the request (``ImageRequest``) and owns every number of the
+flow: decode threads, how far decoding runs ahead, and the batch size. ``embed_stream`` only
+groups consecutive images until a batch is full; the model calls are the embedder's (``embed``
+splits a group into calls of the same ``batch_size``), so batching is decided in one place.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from bioclip_edge.runtime.images.decode import DecodeOptions, ImageDecodeError, load_image
+from bioclip_edge.runtime.images.discover import ImageItem
+from bioclip_edge.runtime.images.request import ImageRequest
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Prepared:
+    item: ImageItem
+    pixels: np.ndarray | None = None  # [n, 3, H, W]; n = 1 for a whole image, #crops otherwise
+    failure: str | None = None
+    info: dict[str, Any] = field(default_factory=dict)  # exif fields, size, anything the caller needs
+
+
+def default_threads() -> int:
+    """Decode threads: enough to keep one inference stream fed on small and large machines."""
+    return max(1, min(4, (os.cpu_count() or 2)))
+
+
+@dataclass(frozen=True)
+class Flow:
+    """How images flow to the model, derived once from the request."""
+
+    batch_size: int  # images (or crops) per model call
+    decode_threads: int  # 0: decode inline
+
+    @classmethod
+    def from_request(cls, request: ImageRequest) -> "Flow":
+        return cls(request.batch_size, default_threads() if request.decode_threads is None else request.decode_threads)
+
+    @property
+    def window(self) -> int:
+        """Images decoded ahead of the model: two batches, and enough to keep every thread busy."""
+        return max(2 * self.batch_size, 4 * max(self.decode_threads, 1))
+
+    def chunks(self, n: int) -> Iterator[slice]:
+        """The model calls for ``n`` rows: ``batch_size`` rows each, the last one shorter."""
+        for start in range(0, n, self.batch_size):
+            yield slice(start, start + self.batch_size)
+
+
+def whole_image_preparer(transform: Callable[..., np.ndarray], decode: DecodeOptions) -> Callable[[ImageItem], Prepared]:
+    """Prepare one whole image: decode, the model's transform, EXIF and full size in ``info``."""
+
+    def prepare(item: ImageItem) -> Prepared:
+        decoded = load_image(item.path if item.data is None else item.data, decode)
+        pixels = transform(decoded.image, approximate=decoded.scale > 1)[None]
+        return Prepared(item, pixels=pixels, info={**decoded.exif, "width": decoded.width, "height": decoded.height})
+
+    return prepare
+
+
+def safe(prepare: Callable[[ImageItem], Prepared]) -> Callable[[ImageItem], Prepared]:
+    """Wrap a prepare function so every exception becomes a failure row."""
+
+    def run(item: ImageItem) -> Prepared:
+        if item.problem:
+            return Prepared(item, failure=item.problem)
+        try:
+            return prepare(item)
+        except ImageDecodeError as exc:
+            return Prepared(item, failure=exc.reason)
+        except Exception as exc:  # noqa: BLE001  per-image problems are data, not crashes
+            log.warning("unexpected error on %s", item.path, exc_info=True)
+            return Prepared(item, failure=f"unexpected error ({type(exc).__name__}: {exc})")
+
+    return run
+
+
+def prepare_stream(items: Iterable[ImageItem], prepare: Callable[[ImageItem], Prepared], decode_threads: int, window: int,
+                   cost: Callable[[ImageItem], int] | None = None) -> Iterator[Prepared]:
+    """``prepare`` applied to every item, results in input order; ``decode_threads=0`` runs inline; at
+    most ``window`` images in flight (a ``Flow`` gives both). ``cost(item)``: model inputs an
+    item may hold (a video: its frame cap); the window then counts those, with at least two items
+    in flight so one decodes while the model runs on the other (memory stays ~3 items' worth)."""
+    prepare = safe(prepare)
+    if decode_threads <= 0:
+        yield from map(prepare, items)
+        return
+    pool = ThreadPoolExecutor(max_workers=decode_threads, thread_name_prefix="decode")
+    pending: deque = deque()
+    load = 0
+    try:
+        for item in items:
+            weight = 1 if cost is None else max(1, cost(item))
+            pending.append((pool.submit(prepare, item), weight))
+            load += weight
+            while load >= max(window, 1) and (len(pending) >= 2 or cost is None):
+                future, weight = pending.popleft()
+                load -= weight
+                yield future.result()
+        while pending:
+            yield pending.popleft()[0].result()
+    finally:  # interrupted or closed early: drop queued work instead of finishing it
+        for future, _ in pending:
+            future.cancel()
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+def embedded(items: Iterable[ImageItem], prepare: Callable[[ImageItem], Prepared], embed: Callable[[np.ndarray], np.ndarray],
+             flow: Flow, cost: Callable[[ImageItem], int] | None = None) -> Iterator[tuple[Prepared, np.ndarray | None]]:
+    """Decode (``flow.decode_threads`` ahead) and embed (``flow.batch_size`` per call): each image with its
+    embeddings, in input order (``cost``: see ``prepare_stream``)."""
+    return embed_stream(prepare_stream(items, prepare, flow.decode_threads, flow.window, cost), embed, flow)
+
+
+def embed_stream(prepared: Iterable[Prepared], embed: Callable[[np.ndarray], np.ndarray], flow: Flow) -> Iterator[tuple[Prepared, np.ndarray | None]]:
+    """Group consecutive images until their crops fill a batch (``embed`` makes the model calls);
+    yield each image with its embeddings [n, dim] (None for failures) in input order."""
+    waiting: list[Prepared] = []
+    count = 0
+    for p in prepared:
+        waiting.append(p)
+        count += 0 if p.pixels is None else len(p.pixels)
+        if count >= flow.batch_size:
+            yield from _flush(waiting, embed)
+            waiting, count = [], 0
+    if waiting:
+        yield from _flush(waiting, embed)
+
+
+def _flush(waiting: list[Prepared], embed: Callable[[np.ndarray], np.ndarray]) -> Iterator[tuple[Prepared, np.ndarray | None]]:
+    with_pixels = [p.pixels for p in waiting if p.pixels is not None and len(p.pixels)]
+    vectors = embed(np.concatenate(with_pixels)) if with_pixels else None
+    start = 0
+    for p in waiting:
+        if p.pixels is None:
+            yield p, None
+            continue
+        n = len(p.pixels)
+        yield p, vectors[start : start + n] if n else np.zeros((0, 0), np.float32)
+        start += n

@@ -1,0 +1,1 @@
+"""Label text: tokenizer, text recipes, the text encoder. May import ``runtime.inference``."""

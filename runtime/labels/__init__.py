@@ -1,1 +1,0 @@
-"""Label matrices: the matrix and its file store, build, import, taxonomy, scoring engines. May import ``runtime.engine`` and ``runtime.text``."""

@@ -1,1 +1,0 @@
-"""Label text: tokenizer, text recipes, the text encoder. May import ``runtime.engine``."""
