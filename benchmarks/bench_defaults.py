@@ -1,4 +1,4 @@
-"""Issue 14 benchmark: what `export` then `classify` with their defaults give, against the targets.
+"""Defaults benchmark: what `export` then `classify` with their defaults give, against the targets.
 
 Every bundle here is made by `bioclip-edge export MODEL --allow-random` with no other option (no
 `--calibration`: the NNCF int8 graph is calibrated on the built-in photos), in its own process, so
@@ -70,7 +70,7 @@ def tower(bundle, variant: str, backend: str, threads: int):
     from bioclip_edge.runtime.inference.plan import SessionOptions
     from bioclip_edge.runtime.inference.selection import make_plan
 
-    plan = make_plan(bundle, "vision", "auto", SessionOptions(intra_op_threads=threads, backend=backend), variant_name=variant)
+    plan = make_plan(bundle, "vision", "auto", SessionOptions(model_threads=threads, backend=backend), variant_name=variant)
     session, name = open_plan(plan, bundle)
     return lambda x: session.run(None, {name: x})[0]
 
@@ -80,7 +80,7 @@ def classifier(bundle, threads: int):
     from bioclip_edge.runtime.inference.plan import SessionOptions
     from bioclip_edge.runtime.jobs.classifier import ClassifyRequest, Classifier
 
-    return Classifier(bundle, LABELS, ClassifyRequest(session=SessionOptions(intra_op_threads=threads, backend="auto")))
+    return Classifier(bundle, LABELS, ClassifyRequest(session=SessionOptions(model_threads=threads, backend="auto")))
 
 
 def alternate(runs: dict, rounds: int) -> dict[str, float]:
@@ -105,7 +105,7 @@ def e2e_vs_bf16(bundle, photos: Path, batch: int, threads: int, rounds: int) -> 
     per_image = alternate({"bf16_inference_only": (lambda: [bf16(x) for _ in range(n)], n * batch),
                            "defaults_end_to_end": (lambda: list(clf.iter_predict([photos])), len(files))}, rounds)
     rates = {k: 1.0 / v for k, v in per_image.items()}
-    return {"images": len(files), "batch": batch, "graph": clf.embedder.variant.name, "backend": clf.embedder.backend,
+    return {"images": len(files), "batch": batch, "graph": clf.embedder.variant.name, "provider": clf.embedder.provider,
             "decode": clf.embedder.decode_choice.mode,
             "images_per_s": rates, "ratio": rates["defaults_end_to_end"] / rates["bf16_inference_only"]}
 
@@ -188,7 +188,7 @@ def verdicts(result: dict) -> dict[str, dict]:
 
 
 def markdown(result: dict) -> str:
-    lines = ["# Defaults (issue 14): `export` then `classify` with no options", "",
+    lines = ["# Defaults: `export` then `classify` with no options", "",
              f"Machine: {result['machine']}. Random weights. Ratios measured within one run, alternating.", "",
              "| target | goal | measured | met |", "|---|---|---|---|"]
     for k, v in result["verdicts"].items():
@@ -208,7 +208,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench-out/defaults"))
     p.add_argument("--models", default="b16,l14,h14", help="which of b16,l14,h14 (h14: 20-60 minutes of export on 2 cores)")
     p.add_argument("--rounds", type=int, default=3)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--model-threads", "--threads", dest="model_threads", type=int, default=os.cpu_count() or 2,
+                   help="intra-op threads of the model (and of PyTorch) (default: all CPUs)")
     p.add_argument("--bundle", action="append", default=[], metavar="KEY=PATH",
                    help="use an existing default export for a model, e.g. h14=/data/bioclip25 (not re-exported)")
     p.add_argument("--no-reuse", action="store_true", help="export again even where bundles exist")
@@ -221,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     info = machine_info()
     result: dict = {"machine": f"{info.cpu_model or platform.machine()}, {info.logical_cores} logical cores, "
-                               f"{', '.join(info.isa)}", "threads": args.threads, "versions": info.versions}
+                               f"{', '.join(info.isa)}", "threads": args.model_threads, "versions": info.versions}
     # Folders of 48 and 24 frames: a run's steady state, where decoding the next batch overlaps the
     # tower on this one (a single batch would time decoding and inference back to back).
     frames = write_photos(args.out / "frames-1080p", size=(1920, 1080), copies=6)
@@ -232,13 +233,13 @@ def main(argv: list[str] | None = None) -> int:
                                                     16 if key == "h14" else None)}
         bundle = Bundle.open(folder)
         if key in ("b16", "l14"):
-            r["e2e"] = e2e_vs_bf16(bundle, frames, 8, args.threads, args.rounds)
+            r["e2e"] = e2e_vs_bf16(bundle, frames, 8, args.model_threads, args.rounds)
         if key == "b16":
             r["12mp"] = twelve_mp(bundle, write_photos(args.out / "frames-12mp", size=(4000, 3000), copies=3), 8,
-                                  args.threads, args.rounds)
+                                  args.model_threads, args.rounds)
             result["cli"] = cli_times(folder, next(frames.glob("*.jpg")), args.out)
         if key == "h14":
-            r["int8"] = int8_vs_bf16(bundle, 4, args.threads, args.rounds)
+            r["int8"] = int8_vs_bf16(bundle, 4, args.model_threads, args.rounds)
         print(json.dumps(r, indent=1), flush=True)
     result["verdicts"] = verdicts(result)
     (args.out / "defaults.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -10,22 +10,22 @@
    memory is its own: time to open, top-5 time for 1 and 64 images, labels x images per second,
    tracemalloc peak (numpy allocations) and the peak resident set split into anonymous memory
    and file pages (the mapped matrix is page cache, not process memory).
-3. Engines vs the image tower (issues 6, 14): the same matrix scored by each scoring engine
+3. Scorers vs the image tower: the same matrix scored by each label scorer
    (numpy fp32 blocks; OpenVINO f32; OpenVINO in the CPU's fastest precision with exact fp32 rescoring;
    ``openvino-bf16`` / ``openvino-f16`` force a precision) at the job's scoring window
    (``LabelMatrix.scoring_window``: the vectors ``classify`` scores per pass, 64 at this size), each in
    its own child process for its peak memory and its agreement with numpy; then the non-numpy
-   engines at windows 1, 16 and the job's, alternated in one process with two ViT-L/14 image towers
+   scorers at windows 1, 16 and the job's, alternated in one process with two ViT-L/14 image towers
    (random weights, OpenVINO as ``--backend auto`` picks it, at the job's batch of 16): the NNCF int8
    graph (``vision.int8-nncf``, what ``--precision auto`` runs) and bf16 on the fp32 graph. ms per
    image for each, and the ratios scoring / tower (goal: under 0.10 of the int8 tower at the job's
    window). ``openvino`` runs as ``classify`` does, ranking on the matrix's int8 ranking copy
-   (``labels.ranking``, made once per matrix file; its making is ``plan_s``);
+   (``labels.ranking``, made once per matrix file; its making is ``setup_s``);
    ``openvino:stored-rows`` ranks the fp16 rows themselves. The tower bundle is exported once and
    cached (``--tower-bundle``, used as it is when it exists; a few minutes).
 
 Usage: python benchmarks/bench_labels.py --out bench-out/labels   (a folder, or a .json file)
-       ... --skip-build --engines-only --engines numpy,openvino:stored-rows,openvino   (part 3 alone)
+       ... --skip-build --scorers-only --scorers numpy,openvino:stored-rows,openvino   (part 3 alone)
 Takes about 4-8 minutes on 2 cores (plus the one-time ViT-L/14 export).
 """
 
@@ -44,7 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
-from label_scorers import _proc_status, bench_engines, ensure_tower_bundle  # noqa: E402 (beside this script)
+from label_scorers import _proc_status, bench_scorers, ensure_tower_bundle  # noqa: E402 (beside this script)
 
 HERE = Path(__file__).resolve().parent
 LABELS_FILE = HERE.parent / "tests" / "data" / "labels_tokenizer.txt"
@@ -210,7 +210,7 @@ def _score_child(path: str, batch: int, queue) -> None:
     fp32_s = time.perf_counter() - t0
     queue.put({
         "labels": m.n, "dim": m.dim, "dtype": m.dtype, "file_MB": round(m.matrix.nbytes / 1e6, 1),
-        "engine": m.summary().get("scorer"),
+        "scorer": m.summary().get("scorer"),
         "open_s": round(open_s, 4), "open_tracemalloc_peak_MB": round(open_peak / 1e6, 2),
         "top5_1_image_s": round(one_s, 3), f"top5_{batch}_images_s": round(batch_s, 3),
         "images_per_s_batched": round(batch / batch_s, 1),
@@ -222,15 +222,15 @@ def _score_child(path: str, batch: int, queue) -> None:
     })
 
 
-def bench_scoring(n: int, dim: int, batch: int, folder: Path, engines_cfg: dict | None = None,
-                  engines_only: bool = False) -> dict:
-    from bioclip_edge.runtime.labels.scoring import block_rows_for
-    from bioclip_edge.runtime.labels.openvino_scoring import block_rows_for as engine_block_rows_for
+def bench_scoring(n: int, dim: int, batch: int, folder: Path, scorers_cfg: dict | None = None,
+                  scorers_only: bool = False) -> dict:
+    from bioclip_edge.runtime.labels.openvino_scoring import openvino_block_rows
+    from bioclip_edge.runtime.labels.scoring import numpy_block_rows
 
     path = folder / "synthetic_867k.npz"
     write_s = write_synthetic_matrix(path, n, dim)
     result: dict = {}
-    if not engines_only:
+    if not scorers_only:
         ctx = mp.get_context("spawn")
         queue = ctx.Queue()
         proc = ctx.Process(target=_score_child, args=(str(path), batch, queue))
@@ -238,17 +238,17 @@ def bench_scoring(n: int, dim: int, batch: int, folder: Path, engines_cfg: dict 
         result = queue.get(timeout=900)
         proc.join()
     result["write_s"] = round(write_s, 1)
-    result["block_rows"] = block_rows_for(dim)
-    result["engine_block_rows"] = engine_block_rows_for(dim)
+    result["block_rows"] = numpy_block_rows(dim)
+    result["openvino_block_rows"] = openvino_block_rows(dim)
     result["fp32_brute_force_matrix_MB"] = round(n * dim * 4 / 1e6, 1)
-    if engines_cfg is not None:
+    if scorers_cfg is not None:
         try:
-            bundle = ensure_tower_bundle(engines_cfg["tower_bundle"]) if engines_cfg["tower_bundle"] else None
-            result["engines_vs_tower"] = bench_engines(path, bundle, engines_cfg["engines"], engines_cfg["batch"],
-                                                       engines_cfg["rounds"], engines_cfg["windows"],
-                                                       engines_cfg["tower_batch"])
+            bundle = ensure_tower_bundle(scorers_cfg["tower_bundle"]) if scorers_cfg["tower_bundle"] else None
+            result["scorers_vs_tower"] = bench_scorers(path, bundle, scorers_cfg["scorers"], scorers_cfg["batch"],
+                                                       scorers_cfg["rounds"], scorers_cfg["windows"],
+                                                       scorers_cfg["tower_batch"])
         except Exception as exc:  # noqa: BLE001 - keep the scoring figures already measured
-            result["engines_vs_tower"] = {"error": f"{type(exc).__name__}: {exc}"}
+            result["scorers_vs_tower"] = {"error": f"{type(exc).__name__}: {exc}"}
     from bioclip_edge.runtime.labels.ranking import forget
 
     forget(path)  # the throw-away matrix's int8 ranking copy in the user cache
@@ -266,9 +266,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--dim", type=int, default=768)
     p.add_argument("--images", type=int, default=64)
     p.add_argument("--skip-build", action="store_true")
-    p.add_argument("--engines", default="numpy,openvino-f32,openvino:stored-rows,openvino",
-                   help="scoring engines to compare at --score-batch (comma-separated; empty to skip)")
-    p.add_argument("--engines-only", action="store_true",
+    p.add_argument("--scorers", "--engines", default="numpy,openvino-f32,openvino:stored-rows,openvino",
+                   help="label scorers to compare at --score-batch (comma-separated; empty to skip)")
+    p.add_argument("--scorers-only", "--engines-only", action="store_true",
                    help="skip part 2 (numpy block scoring at --images); still writes the matrix for part 3")
     p.add_argument("--score-batch", type=int, default=None,
                    help="vectors per scoring call (default: the job's scoring window for this matrix size)")
@@ -278,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--score-rounds", type=int, default=3, help="alternated rounds, medians kept (default 3)")
     p.add_argument("--tower-bundle", type=Path, default=Path(tempfile.gettempdir()) / "bioclip-edge-bench" / "vit-l-14",
                    help="random-weight ViT-L/14 bundle for the tower timing (exported there once if missing)")
-    p.add_argument("--skip-tower", action="store_true", help="compare engines without the ViT-L/14 tower")
+    p.add_argument("--skip-tower", action="store_true", help="compare scorers without the ViT-L/14 tower")
     args = p.parse_args(argv)
     from bioclip_edge.runtime.labels.scoring import scoring_window
     out = args.out if args.out.suffix == ".json" else args.out / "bench_labels.json"
@@ -293,13 +293,13 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(report["build"], indent=2), flush=True)
     with tempfile.TemporaryDirectory(dir=out.parent) as tmp:
         try:
-            engines = [e for e in args.engines.split(",") if e.strip()]
+            scorers = [e for e in args.scorers.split(",") if e.strip()]
             batch = args.score_batch or scoring_window(args.labels, args.dim)
             windows = sorted({batch, *(int(w) for w in args.score_windows.split(",") if w.strip())})
-            engines_cfg = None if not engines else {
-                "engines": engines, "batch": batch, "windows": windows, "tower_batch": args.tower_batch,
+            scorers_cfg = None if not scorers else {
+                "scorers": scorers, "batch": batch, "windows": windows, "tower_batch": args.tower_batch,
                 "rounds": args.score_rounds, "tower_bundle": None if args.skip_tower else args.tower_bundle}
-            report["scoring"] = bench_scoring(args.labels, args.dim, args.images, Path(tmp), engines_cfg, args.engines_only)
+            report["scoring"] = bench_scoring(args.labels, args.dim, args.images, Path(tmp), scorers_cfg, args.scorers_only)
         except Exception as exc:  # noqa: BLE001
             report["scoring"] = {"error": f"{type(exc).__name__}: {exc}"}
     print(json.dumps(report["scoring"], indent=2), flush=True)

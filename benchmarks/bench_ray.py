@@ -1,4 +1,4 @@
-"""Issue 12 benchmark: the Ray engine against the local engine on one machine, in one run.
+"""Ray benchmark: the Ray engine against the local engine on one machine, in one run.
 
 960 1920x1080 JPEGs (the sample photos resized) are classified with the runtime's defaults
 (``--precision auto --backend auto``, exact decoding) by the local engine and by ``--engine ray``
@@ -31,7 +31,7 @@ TARGET = 0.9  # the Ray engine's throughput over the local engine's on this mach
 
 
 def one_run(clf, engine, photos: list[Path], out: Path) -> float:
-    from bioclip_edge.runtime.jobs.classify import ClassifyJob, run_classify
+    from bioclip_edge.runtime.jobs.classify_job import ClassifyJob, run_classify
 
     start = time.perf_counter()
     summary = run_classify(clf, ClassifyJob(out=out, overwrite=True, progress=False), photos, engine=engine)
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     bundle = bundle_path(args)
     photos = write_stills(args.out.parent / "stills-1080p", args.images)
     clf = Classifier(bundle, LABELS)
-    meta = clf.describe()
+    meta = clf.description.to_dict()
     print(f"ray bench: {meta['variant']} on {meta['backend']}, {len(photos)} images", flush=True)
     result = {"images": len(photos), "model": meta["model"], "variant": meta["variant"], "backend": meta["backend"],
               "random_weights": meta["random_weights"], "machine": f"{platform.processor() or platform.machine()}, "

@@ -1,4 +1,4 @@
-"""Issue 6 benchmark: every CPU configuration for the BioCLIP image tower, side by side in one run.
+"""Speed benchmark: every CPU configuration for the BioCLIP image tower, side by side in one run.
 
 Configurations alternate round by round after a warm-up, so machine drift hits all of them
 alike; figures are medians and ratios to PyTorch eager fp32 (what pybioclip runs) = 1.0.
@@ -107,22 +107,22 @@ def write_photos(folder: Path, size: tuple[int, int] | None = None, copies: int 
 
 def make_runner(bundle, backend: str, variant_name: str, threads: int):
     """A callable embedding a pixel batch -> embeddings, and a label for what runs: PyTorch, or the
-    engine plan of a configuration opened by the runtime's one session factory."""
+    inference plan of a configuration opened by the runtime's one session factory."""
     if backend == "torch":
         return torch_runner(bundle, threads)
     from bioclip_edge.profiling.runners import open_plan
     from bioclip_edge.runtime.inference.plan import SessionOptions
     from bioclip_edge.runtime.inference.selection import make_plan, plan_file
 
-    options = SessionOptions(intra_op_threads=threads, backend=backend)
+    options = SessionOptions(model_threads=threads, backend=backend)
     if variant_name.startswith("file:"):  # a graph beside the bundle, not in its manifest
         plan, owner = plan_file(bundle.root.parent / variant_name[5:], options), None
     else:  # "auto": what `classify` runs with no options
         precision, named = ("auto", None) if variant_name == "auto" else ("auto", variant_name)
         plan, owner = make_plan(bundle, "vision", precision, options, variant_name=named), bundle
     session, input_name = open_plan(plan, owner)
-    engine = session.get_providers()[0]
-    label = f"{plan.variant} on {engine}" if backend == "auto" else engine
+    provider = session.get_providers()[0]
+    label = f"{plan.variant} on {provider}" if backend == "auto" else provider
     return (lambda x: session.run(None, {input_name: x})[0]), label
 
 
@@ -156,7 +156,7 @@ def tower_speed(bundle, batch: int, rounds: int, threads: int, agreement_images:
     for template, backend, variant_template in CONFIGS:
         name, variant = template.format(**names), variant_template.format(**names)
         try:
-            run, engine = make_runner(bundle, backend, variant, threads)
+            run, provider = make_runner(bundle, backend, variant, threads)
             run(x)  # warm-up (OpenVINO compiles for the shape here)
             run(x)
             runners[name] = run
@@ -169,7 +169,7 @@ def tower_speed(bundle, batch: int, rounds: int, threads: int, agreement_images:
                 if float((on_ref * ref.image_embeddings).sum(1).min()) < 0.99999:
                     raise RuntimeError("the PyTorch baseline does not reproduce the bundle's weights")
             cos = (got * want_emb).sum(1)
-            rows.append({"config": name, "backend": backend, "variant": variant, "engine": engine, "times": [],
+            rows.append({"config": name, "backend": backend, "variant": variant, "provider": provider, "times": [],
                          **agreement(want, logits), "labels": len(ref.labels), "agreement_images": len(crops),
                          "cosine_min": float(cos.min()), "cosine_mean": float(cos.mean())})
         except Exception as exc:  # keep the row: a failed configuration is a result too
@@ -227,11 +227,11 @@ def end_to_end(bundle, photos: Path, batch: int, threads: int, rounds: int = 3) 
     from bioclip_edge.runtime.jobs.classifier import ClassifyRequest, Classifier
 
     labels = ["lion", "leopard", "cheetah", "spotted hyena", "zebra", "empty savanna"]
-    request = ClassifyRequest(precision="auto", batch_size=batch, session=SessionOptions(intra_op_threads=threads, backend="auto"))
+    request = ClassifyRequest(precision="auto", batch_size=batch, session=SessionOptions(model_threads=threads, backend="auto"))
     modes = {"exact": Classifier(bundle, labels, dataclasses.replace(request, decode="exact")),
              "fast": Classifier(bundle, labels, dataclasses.replace(request, decode="draft"))}
     clf = modes["exact"]
-    backend, variant = clf.embedder.backend, clf.embedder.variant.name
+    provider, variant = clf.embedder.provider, clf.embedder.variant.name
     files = sorted(photos.glob("*.jpg"))
     x = np.zeros((batch, 3, *clf.embedder.image_size), dtype=np.float32)
     n_batches = max(1, len(files) // batch)
@@ -251,7 +251,7 @@ def end_to_end(bundle, photos: Path, batch: int, threads: int, rounds: int = 3) 
     tower = 1.0 / per_image["tower"]
     top1 = [r["predictions"][0]["index"] if r["predictions"] else None for r in results["exact"]]
     fast_top1 = [r["predictions"][0]["index"] if r["predictions"] else None for r in results["fast"]]
-    out = {"backend": backend, "variant": variant, "images": len(results["exact"]),
+    out = {"provider": provider, "variant": variant, "images": len(results["exact"]),
            "failed": sum(bool(r["failures"]) for r in results["exact"]), "tower_images_per_s": tower,
            "decode_threads": clf.embedder.flow.decode_threads, "image_size": "1920x1080 JPEG", "rounds": rounds,
            "fast_decode_draft_size": list(clf.transform.draft_size),
@@ -298,7 +298,7 @@ def markdown(result: dict) -> str:
              "counted on the crops whose fp32 top-1 leads by more than 2x the configuration's score error E "
              "(k/n; m near-ties not judged), as the exporter does. All crops: agreement over every crop.", "",
              "A flip's margin is how far fp32's own top-1 led the label the configuration picked (cosine).", "",
-             "| configuration | engine | images/s | vs PyTorch | vs OpenVINO bf16 | top-1, clear margins (unclear) | "
+             "| configuration | provider | images/s | vs PyTorch | vs OpenVINO bf16 | top-1, clear margins (unclear) | "
              "top-1, all crops | largest flipped margin / 2E | min / mean cosine |",
              "|---|---|---|---|---|---|---|---|---|"]
     for r in result["tower"]:
@@ -310,7 +310,7 @@ def markdown(result: dict) -> str:
         c = r["top1_clear"]
         clear = f"{c['agree']}/{c['clear']} ({c['unclear']})" if c["clear"] >= c["min_clear"] else "not measurable"
         flip = f"{r['flips_largest_fp32_margin']:.4f}" if r.get("flips_largest_fp32_margin") is not None else "no flips"
-        lines.append(f"| {r['config']} | {r['engine']} | {r['images_per_s']:.2f} | {vs_torch} | {vs_bf16} | "
+        lines.append(f"| {r['config']} | {r['provider']} | {r['images_per_s']:.2f} | {vs_torch} | {vs_bf16} | "
                      f"{clear} | {r['top1_agreement']:.3f} | {flip} / {2 * c['score_error']:.4f} | "
                      f"{r['cosine_min']:.4f} / {r['cosine_mean']:.5f} |")
     f = result.get("fastest")
@@ -320,7 +320,7 @@ def markdown(result: dict) -> str:
                       f"({f['top1_clear_text']})."]
     e = result.get("end_to_end")
     if e:
-        lines += ["", f"End to end ({e['images']} x {e['image_size']} -> predictions, {e['backend']} {e['variant']}, "
+        lines += ["", f"End to end ({e['images']} x {e['image_size']} -> predictions, {e['provider']} {e['variant']}, "
                       f"{e['decode_threads']} decode threads, medians of {e['rounds']} alternating rounds):", "",
                       "| decoding | images/s | fraction of the tower's own throughput |", "|---|---|---|",
                       f"| tower alone (batch {result['batch']}, no decoding) | {e['tower_images_per_s']:.2f} | 100% |",
@@ -342,7 +342,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=Path("bench-out/speed"))
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--batch", type=int, default=10)
-    p.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    p.add_argument("--model-threads", "--threads", dest="model_threads", type=int, default=os.cpu_count() or 2,
+                   help="intra-op threads of the model (and of PyTorch) (default: all CPUs)")
     p.add_argument("--e2e-copies", type=int, default=5, help="copies of the 8 sample photos as 1920x1080 JPEGs")
     p.add_argument("--agreement-images", type=int, default=200, help="photo crops for top-1 agreement (default 200)")
     args = p.parse_args(argv)
@@ -353,9 +354,9 @@ def main(argv: list[str] | None = None) -> int:
     bundle = Bundle.open(folder)
     ensure_other_nncf(bundle, args.out, presets(bundle)["other"])
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs",
-              "batch": args.batch, "threads": args.threads, "agreement_images": args.agreement_images,
+              "batch": args.batch, "threads": args.model_threads, "agreement_images": args.agreement_images,
               "nncf_preset_shipped": bundle.variant("vision", name="vision.int8-nncf").quantization}
-    result["tower"] = tower_speed(bundle, args.batch, args.rounds, args.threads, args.agreement_images)
+    result["tower"] = tower_speed(bundle, args.batch, args.rounds, args.model_threads, args.agreement_images)
     ok = [r for r in result["tower"] if r.get("images_per_s") and r["backend"] != "torch" and r["top1_passed"]
           and not r["variant"].startswith("file:")]  # what the bundle ships
     if ok:
@@ -363,7 +364,7 @@ def main(argv: list[str] | None = None) -> int:
         result["fastest"] = {k: best[k] for k in ("config", "backend", "variant", "images_per_s", "ratio_vs_torch",
                                                   "ratio_vs_openvino_bf16", "top1_agreement", "top1_clear_text")}
     photos = write_photos(args.out / "frames-1080p", size=(1920, 1080), copies=args.e2e_copies)
-    result["end_to_end"] = end_to_end(bundle, photos, args.batch, args.threads, rounds=args.rounds)
+    result["end_to_end"] = end_to_end(bundle, photos, args.batch, args.model_threads, rounds=args.rounds)
     result["cli"] = cli_times(folder, next(photos.glob("*.jpg")), args.out)
     (args.out / "speed.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "speed.md").write_text(markdown(result))

@@ -1,4 +1,4 @@
-"""Issue 13 benchmark: seconds of 1080p 30 fps H.264 video classified per wall second at one
+"""Video benchmark: seconds of 1080p 30 fps H.264 video classified per wall second at one
 sampled frame per second, next to the still-image rate (1920x1080 JPEGs), in one run.
 
 Two clips are encoded once with PyAV's libx264 (a slow pan across a sample photo): one with a
@@ -127,7 +127,7 @@ def measure(clf, clips: dict[str, Path], stills: list[Path], rounds: int, second
 
 
 def markdown(result: dict) -> str:
-    lines = [f"Video benchmark ({result['machine']}; {result['variant']} on {result['backend']}; "
+    lines = [f"Video benchmark ({result['machine']}; {result['variant']} on {result['provider']}; "
              f"{result['size']} {result['fps']} fps H.264, {result['seconds']} s clips x {result['copies']} per run, one frame every "
              f"{result['interval']:g} s; median of {result['rounds']} rounds)", "",
              "| input | keyframes only | video s per wall s | sampled frames/s | vs still images/s | decode only: video s per wall s |",
@@ -164,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     clf = Classifier(bundle_path(args), LABELS, ClassifyRequest(batch_size=args.batch, frame_interval=args.interval))
     result = {"machine": f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", "size": args.size,
               "fps": args.fps, "seconds": args.seconds, "copies": args.copies, "interval": args.interval, "rounds": args.rounds,
-              "variant": clf.embedder.variant.name, "backend": clf.embedder.backend, "decode_threads": clf.embedder.flow.decode_threads,
+              "variant": clf.embedder.variant.name, "provider": clf.embedder.provider, "decode_threads": clf.embedder.flow.decode_threads,
               **measure(clf, clips, stills, args.rounds, args.seconds, args.copies)}
     (args.out / "video.json").write_text(json.dumps(result, indent=2) + "\n")
     (args.out / "video.md").write_text(markdown(result))

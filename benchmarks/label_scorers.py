@@ -1,7 +1,7 @@
-"""Part 3 of ``bench_labels.py``: the scoring engines alone and against the ViT-L/14 image tower.
+"""Part 3 of ``bench_labels.py``: the label scorers alone and against the ViT-L/14 image tower.
 
-Each scoring engine is a plan (``openvino_scoring.ScorerChoice``) chosen once per matrix and timed as
-given; the tower is an engine plan opened by the runtime's session factory; both are timed on
+Each scorer is an ``openvino_scoring.ScorerChoice`` chosen once per matrix and timed as given; the
+tower is an inference plan opened by the runtime's session factory; both are timed on
 profiling's round-robin timer. Kept apart from the script so each file holds one concern.
 """
 
@@ -36,52 +36,52 @@ def _queries(m, batch: int, seed: int = 2) -> np.ndarray:
     return q / np.linalg.norm(q, axis=1, keepdims=True)
 
 
-STORED_ROWS = ":stored-rows"  # engine-name suffix: rank the stored rows, not the int8 ranking copy
+STORED_ROWS = ":stored-rows"  # scorer-name suffix: rank the stored rows, not the int8 ranking copy
 
 
-def scoring_plan(m, engine: str):
-    """(engine choice, ranking copy or None) for ``engine``, chosen once for the matrix (plain data:
+def scorer_setup(m, scorer: str):
+    """(scorer choice, ranking copy or None) for ``scorer``, chosen once for the matrix (plain data:
     timed as given). As ``LabelMatrix.topk`` runs it: OpenVINO in bf16/f16 ranks the int8 copy of
     a large matrix (``labels.ranking``) unless the name ends in ``:stored-rows``."""
     from bioclip_edge.runtime.labels.ranking import ranking_for
     from bioclip_edge.runtime.labels.openvino_scoring import choose_scorer
 
-    name = engine.removesuffix(STORED_ROWS)
+    name = scorer.removesuffix(STORED_ROWS)
     choice = choose_scorer(name, m.n, m.dim)
-    return choice, (None if engine.endswith(STORED_ROWS) else ranking_for(choice, m.matrix, m.scales, m.path))
+    return choice, (None if scorer.endswith(STORED_ROWS) else ranking_for(choice, m.matrix, m.scales, m.path))
 
 
-def _plan_dict(plan) -> dict:
-    choice, ranked = plan
+def _setup_dict(setup) -> dict:
+    choice, ranked = setup
     return {**choice.to_dict(), "ranks": "int8 ranking copy" if ranked is not None else "stored rows"}
 
 
-def run_engine(m, q: np.ndarray, k: int, plan):
-    """``scoring.topk`` on the planned engine."""
+def run_scorer(m, q: np.ndarray, k: int, setup):
+    """``scoring.topk`` on the scorer set up for the matrix."""
     from bioclip_edge.runtime.labels import scoring
 
-    choice, ranked = plan
-    return scoring.topk(m.matrix, m.scales, q, k, m.score_spec, engine=choice, ranking=ranked)
+    choice, ranked = setup
+    return scoring.topk(m.matrix, m.scales, q, k, m.score_spec, scorer=choice, ranking=ranked)
 
 
-def _engine_child(path: str, engine: str, batch: int, queue) -> None:
-    """One engine alone: time for a batch, peak memory, and its top-5 for the agreement check."""
+def _scorer_child(path: str, scorer: str, batch: int, queue) -> None:
+    """One scorer alone: time for a batch, peak memory, and its top-5 for the agreement check."""
     from bioclip_edge.runtime.labels.matrix import LabelMatrix
 
     m = LabelMatrix.load(path)
     q = _queries(m, batch)
     t0 = time.perf_counter()
-    plan = scoring_plan(m, engine)  # makes the int8 ranking copy on first use (then cached)
-    plan_s = time.perf_counter() - t0
+    setup = scorer_setup(m, scorer)  # makes the int8 ranking copy on first use (then cached)
+    setup_s = time.perf_counter() - t0
     t0 = time.perf_counter()
-    run_engine(m, q[:1], 5, plan)
+    run_scorer(m, q[:1], 5, setup)
     first_s = time.perf_counter() - t0
     times = []
     for _ in range(2):
         t0 = time.perf_counter()
-        idx, probs, _ = run_engine(m, q, 5, plan)
+        idx, probs, _ = run_scorer(m, q, 5, setup)
         times.append(time.perf_counter() - t0)
-    queue.put({"engine": f"{plan[0].label} ({plan[0].reason})", "plan": _plan_dict(plan), "plan_s": round(plan_s, 2),
+    queue.put({"scorer": f"{setup[0].label} ({setup[0].reason})", "setup": _setup_dict(setup), "setup_s": round(setup_s, 2),
                "first_call_1_image_s": round(first_s, 3),
                f"batch_{batch}_s": round(min(times), 3), "ms_per_image": round(min(times) / batch * 1000, 1),
                "process": _proc_status(), "idx": idx.tolist(), "probs": probs.tolist()})
@@ -141,9 +141,9 @@ def _tower_jobs(bundle, batch: int) -> tuple[list, dict]:
     return jobs, info
 
 
-def _alternating_child(path: str, bundle_dir: str, engines: list[str], windows: list[int], tower_batch: int,
+def _alternating_child(path: str, bundle_dir: str, scorers: list[str], windows: list[int], tower_batch: int,
                        rounds: int, queue) -> None:
-    """Towers and every engine x scoring window in one process, timed round-robin by profiling's
+    """Towers and every scorer x scoring window in one process, timed round-robin by profiling's
     timer; medians per image. Scoring is timed at the windows a job may score (``windows``), the
     towers at the job's batch."""
     from bioclip_edge.profiling.bench import BenchSettings, time_round_robin
@@ -154,8 +154,8 @@ def _alternating_child(path: str, bundle_dir: str, engines: list[str], windows: 
     towers, tower_info = _tower_jobs(bundle, tower_batch)
     m = LabelMatrix.load(path)
     q = _queries(m, max(windows))
-    plans = {e: scoring_plan(m, e) for e in engines}
-    jobs = towers + [(f"{e}@{w}", lambda p=p, w=w: run_engine(m, q[:w], 5, p)) for e, p in plans.items() for w in windows]
+    setups = {e: scorer_setup(m, e) for e in scorers}
+    jobs = towers + [(f"{e}@{w}", lambda p=p, w=w: run_scorer(m, q[:w], 5, p)) for e, p in setups.items() for w in windows]
     timed = [(fn, {"status": "ok", "name": name}) for name, fn in jobs]
     for fn, _ in timed:  # warm-up (graph compiles, page cache)
         fn()
@@ -164,11 +164,11 @@ def _alternating_child(path: str, bundle_dir: str, engines: list[str], windows: 
     tower_ms = {name: medians.pop(f"tower_{name}") / tower_batch for name in TOWERS if f"tower_{name}" in medians}
     for name, ms in tower_ms.items():
         tower_info[name]["ms_per_image"] = round(ms, 2)
-    scoring_ms = {e: {w: medians[f"{e}@{w}"] / w for w in windows} for e in engines}
+    scoring_ms = {e: {w: medians[f"{e}@{w}"] / w for w in windows} for e in scorers}
     queue.put({
         "towers": {"model": f"{bundle.manifest.model.id} image tower, random weights", "batch": tower_batch, **tower_info},
         "job_window": m.scoring_window, "windows": windows, "rounds": rounds,
-        "scoring_plans": {e: _plan_dict(p) for e, p in plans.items()},
+        "scorer_setups": {e: _setup_dict(p) for e, p in setups.items()},
         "scoring_ms_per_image": {e: {w: round(v, 2) for w, v in by_w.items()} for e, by_w in scoring_ms.items()},
         **{f"scoring_over_{name}_tower": {e: {w: round(v / ms, 4) for w, v in by_w.items()} for e, by_w in scoring_ms.items()}
            for name, ms in tower_ms.items()},
@@ -177,31 +177,31 @@ def _alternating_child(path: str, bundle_dir: str, engines: list[str], windows: 
     })
 
 
-def bench_engines(path: Path, bundle_dir: Path | None, engines: list[str], batch: int, rounds: int,
+def bench_scorers(path: Path, bundle_dir: Path | None, scorers: list[str], batch: int, rounds: int,
                   windows: list[int] | None = None, tower_batch: int = 16) -> dict:
-    """Each engine alone at ``batch`` (agreement with numpy, peak memory), then, with a tower
-    bundle, the towers alternated with the non-numpy engines at ``windows`` (numpy, ~10x slower,
+    """Each scorer alone at ``batch`` (agreement with numpy, peak memory), then, with a tower
+    bundle, the towers alternated with the non-numpy scorers at ``windows`` (numpy, ~10x slower,
     is the agreement reference only)."""
     ctx = mp.get_context("spawn")
-    out: dict = {"batch": batch, "engines": {}}
-    for engine in engines:  # alone, each in a fresh process: peak memory is its own
+    out: dict = {"batch": batch, "scorers": {}}
+    for scorer in scorers:  # alone, each in a fresh process: peak memory is its own
         queue = ctx.Queue()
-        proc = ctx.Process(target=_engine_child, args=(str(path), engine, batch, queue))
+        proc = ctx.Process(target=_scorer_child, args=(str(path), scorer, batch, queue))
         proc.start()
         try:
-            out["engines"][engine] = queue.get(timeout=900)
-        except Exception as exc:  # noqa: BLE001 - an engine that fails is a result row
-            out["engines"][engine] = {"error": f"{type(exc).__name__}: {exc}"}
+            out["scorers"][scorer] = queue.get(timeout=900)
+        except Exception as exc:  # noqa: BLE001 - a scorer that fails is a result row
+            out["scorers"][scorer] = {"error": f"{type(exc).__name__}: {exc}"}
         proc.join()
-    ref = out["engines"].get("numpy")
-    for engine, res in out["engines"].items():
-        if ref and "idx" in ref and "idx" in res and engine != "numpy":
+    ref = out["scorers"].get("numpy")
+    for scorer, res in out["scorers"].items():
+        if ref and "idx" in ref and "idx" in res and scorer != "numpy":
             res["agreement"] = _agreement(ref, res)
-    for res in out["engines"].values():
+    for res in out["scorers"].values():
         res.pop("idx", None), res.pop("probs", None)
     if bundle_dir is not None:
         queue = ctx.Queue()
-        timed = [e for e in engines if e != "numpy"] or engines
+        timed = [e for e in scorers if e != "numpy"] or scorers
         args = (str(path), str(bundle_dir), timed, sorted(set(windows or [batch])), tower_batch, rounds, queue)
         proc = ctx.Process(target=_alternating_child, args=args)
         proc.start()

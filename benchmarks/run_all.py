@@ -19,10 +19,10 @@ HERE = Path(__file__).resolve().parent
 BENCHMARKS = (
     ("profile", "bench_profile.py"),  # FLOPs, throughput per target, ViT-B/16 sizing report
     ("labels", "bench_labels.py"),  # trimmed-context label build vs open_clip, 867k x 768 fp16 scoring
-    ("speed", "bench_speed.py"),  # issue 6: every CPU configuration side by side, end to end, CLI start-up
-    ("defaults", "bench_defaults.py"),  # issue 14: export + classify defaults vs the targets (ViT-B/L/H), export memory
-    ("video", "bench_video.py"),  # issue 13: seconds of 1080p30 H.264 per wall second at 1 frame/s, vs stills
-    ("ray", "bench_ray.py"),  # issue 12: the Ray engine vs the local engine on 960 1080p JPEGs, many-machines estimate
+    ("speed", "bench_speed.py"),  # every CPU configuration side by side, end to end, CLI start-up
+    ("defaults", "bench_defaults.py"),  # export + classify defaults vs the targets (ViT-B/L/H), export memory
+    ("video", "bench_video.py"),  # seconds of 1080p30 H.264 per wall second at 1 frame/s, vs stills
+    ("ray", "bench_ray.py"),  # the Ray engine vs the local engine on 960 1080p JPEGs, many-machines estimate
 )
 
 

@@ -6,7 +6,7 @@ its traceback. The errors of commands, options and jobs (outputs, checkpoints, r
 raised by several layers, and by the CLI and the Python API alike) live here, so no layer imports
 another one (or the top-level ``bioclip_edge.cli``) just to raise or catch them; an error about
 one module's own file format (a bundle, a label matrix) stays beside that module, as a subclass
-of ``UserError``. The modules that used to define these re-export them.
+of ``UserError``.
 """
 
 

@@ -1,7 +1,12 @@
 """Shared fixtures: tiny open_clip models in the hub layout, and bundles exported from them.
 
 Tiny configs keep the suite fast on two cores while running the real export path (dynamo
-export, fp16, int8 dynamic and static, parity, tokenizer files).
+export, fp16, int8 dynamic and static, parity, tokenizer files). An export takes 15-30 s, so each
+kind of bundle is exported once per session and shared read-only: ``tiny_bundle`` here (every
+variant, calibrated on ``photo_dir``), ``default_export`` in tests/export/conftest.py (export's
+defaults: NNCF on the built-in photos, the full parity set). Tests that need an export of their
+own, for one option, architecture or model, are marked ``export`` and run with ``--run-export``; the
+real-size exports are marked ``slow`` (``--run-slow``); ``make test-slow`` runs both.
 """
 
 from __future__ import annotations
@@ -28,17 +33,23 @@ def _private_cache(tmp_path_factory):
         os.environ["BIOCLIP_EDGE_CACHE_DIR"] = old
 
 
+OPT_IN = {"slow": "--run-slow", "export": "--run-export"}  # marker: the option that runs its tests
+
+
 def pytest_addoption(parser):
-    parser.addoption("--run-slow", action="store_true", help="run tests marked slow (real-size ViT-L/H exports)")
+    parser.addoption("--run-slow", action="store_true", help="run tests marked slow (real-size ViT-B/L/H exports)")
+    parser.addoption("--run-export", action="store_true",
+                     help="run tests marked export (tiny exports of their own: one option, architecture or model)")
 
 
 def pytest_collection_modifyitems(config, items):
-    if config.getoption("--run-slow"):
-        return
-    skip = pytest.mark.skip(reason="slow: run with --run-slow (or make test-slow)")
-    for item in items:
-        if "slow" in item.keywords:
-            item.add_marker(skip)
+    for marker, option in OPT_IN.items():
+        if config.getoption(option):
+            continue
+        skip = pytest.mark.skip(reason=f"{marker}: run with {option} (or make test-slow)")
+        for item in items:
+            if item.get_closest_marker(marker):  # not item.keywords: that holds folder names too (tests/export)
+                item.add_marker(skip)
 
 
 @pytest.fixture(scope="session")

@@ -157,3 +157,24 @@ def _strongly_connected(edges: dict[str, set[str]]) -> list[list[str]]:
         if v not in index:
             visit(v)
     return groups
+
+
+def test_one_copy_of_every_module_from_the_checkout():
+    """The three parts live only under bioclip_edge/: from the repository root ``import runtime``
+    (or export, profiling) finds nothing, so no class exists twice under two module names."""
+    code = ("import importlib.util, sys\n"
+            "print([n for n in ('runtime', 'export', 'profiling') if importlib.util.find_spec(n) is not None])\n")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.strip() == "[]", f"importable from the checkout's root: {result.stdout.strip()}"
+    import bioclip_edge.runtime
+
+    assert Path(bioclip_edge.runtime.__file__).resolve().parent == PACKAGE / "runtime"
+
+
+def test_imports_are_absolute():
+    """Every import of our own modules names them in full (``from bioclip_edge.runtime.x import y``)."""
+    relative = [f"{path.relative_to(ROOT)}:{node.lineno}" for path in modules().values()
+                for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+                if isinstance(node, ast.ImportFrom) and node.level]
+    assert not relative, f"relative imports: {relative}"

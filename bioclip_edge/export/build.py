@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from bioclip_edge.errors import UserError
-from bioclip_edge.runtime.inference.manifest import SCHEMA_VERSION, ExportResources, Manifest, Variant
+from bioclip_edge.runtime.inference.manifest import PRECISIONS, SCHEMA_VERSION, ExportResources, Manifest, Variant
 from bioclip_edge.export import precision as prec
 from bioclip_edge.export.build_facts import versions
 from bioclip_edge.export.calibration import (
@@ -39,7 +39,7 @@ if TYPE_CHECKING:  # torch_stage imports torch, which runs in a child process (t
 
 log = logging.getLogger(__name__)
 
-PRECISION_CHOICES = ("fp32", "fp16", "int8")
+PRECISION_CHOICES = PRECISIONS  # export --precision: the precisions a manifest variant records
 
 
 class ExportError(UserError):

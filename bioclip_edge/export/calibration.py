@@ -1,9 +1,9 @@
 """Which images calibrate the int8 vision variants: the user's own folder, or built-in sample photos.
 
 Why built-in photos: OpenVINO's fastest path is the NNCF int8 graph, and NNCF needs images to set
-its activation ranges. Exports without ``--calibration`` used to skip that graph, so ``export`` then
-``classify`` with their defaults ran OpenVINO bf16. Now such exports calibrate on scikit-image's
-sample photos (no download) plus seeded augmented crops of them for variety of scale and framing,
+its activation ranges. Without them an export without ``--calibration`` would have no such graph,
+and ``export`` then ``classify`` with their defaults would run OpenVINO bf16. So such exports
+calibrate on scikit-image's sample photos (no download) plus seeded augmented crops of them for variety of scale and framing,
 and the preset gate and parity decide as for any calibration. They are daylight pictures, not a
 camera's frames (night IR frames differ), so the export and ``info`` recommend ``--calibration DIR``
 with the user's own frames, and the manifest records which images were used.

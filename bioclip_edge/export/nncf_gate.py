@@ -7,7 +7,7 @@ margin (``parity.clear_top1``, the same rule as every other top-1 figure).
 
 Candidates are measured in order (``int8_calibrated.AUTO_PRESETS``: performance, performance-sq,
 transformer) until one passes. Each fallback is measured before it is written: on a small
-*trained* model (tests/test_trained_tiny.py) the performance preset missed on min cosine (0.9940)
+*trained* model (tests/export/test_trained_tiny.py) the performance preset missed on min cosine (0.9940)
 while the transformer preset, once written unmeasured as the fallback, was further from fp32 still
 (0.978); on random-weight ViT-L/14 both missed (0.9908, 0.9901) and performance-sq passed (0.9953).
 ``choose_preset`` ships the first that passes, or, when all miss, the closest, and records

@@ -13,7 +13,7 @@ Top-1 on clear margins (``clear_top1``, the one rule used by export, verify, the
 and the speed benchmark). Zero-shot top-1 compares the variant's scores (cosine, image x label)
 with PyTorch fp32's on the same images. Where two labels score within the variant's error of each
 other, which one wins is noise: with random weights most labels tie (median top-1/top-2 gap 0.009
-cosine on ViT-B/16 over 110 labels), and one such flip among a handful of images used to fail a
+cosine on ViT-B/16 over 110 labels), and one such flip among a handful of images would fail a
 correct int8 export. So:
 
 1. The variant's score error E is the 95th percentile of |score_variant - score_fp32| over every
@@ -31,7 +31,7 @@ correct int8 export. So:
    are reported.
 3. Fewer than 10 judged images is "not measurable": said plainly, never a failure, since a gate
    that fires on a near-tie is noise. The check still fails on any variant whose clear-margin
-   images change their top-1 (tests/test_parity.py breaks a graph on purpose).
+   images change their top-1 (tests/export/test_parity.py breaks a graph on purpose).
 """
 
 from __future__ import annotations

@@ -4,7 +4,7 @@ open_clip's ``SimpleTokenizer`` is CLIP's byte-level BPE written in Python. The 
 and merges fit a Hugging Face ``tokenizers`` BPE model (byte-level alphabet, ``</w>`` word
 suffix, CLIP's splitting regex), which the runtime loads from ``tokenizer.json``. Text cleaning
 (ftfy, HTML unescape, whitespace, lower case) stays in Python on the runtime side, exactly as
-open_clip does it, so the JSON holds no normaliser. ``tests/test_tokenizer.py`` holds the ids
+open_clip does it, so the JSON holds no normaliser. ``tests/runtime/text/test_tokenizer.py`` holds the ids
 equal to open_clip's on hundreds of real labels.
 
 For Hugging Face tokenizers (MetaCLIP 2 uses facebook/xlm-v-base) the tokenizer's own files are

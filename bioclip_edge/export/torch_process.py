@@ -1,14 +1,14 @@
 """The PyTorch stage in a child process: whatever PyTorch allocated leaves with the process.
 
-Why: freeing the model in the exporting process was not enough. After ``run_torch_stage``
-returned and its pages were given back, a ViT-L/14 export still held 2.3 GB (torch and open_clip
-loaded, allocator caches, exporter leftovers), and NNCF's quantization then peaked on top of it
-(7.5 GB = 4.4x the fp32 weights against the issue's bound of 4x). Here the stage runs in a
+Why: freeing the model in the exporting process is not enough. After ``run_torch_stage``
+returns and its pages are given back, a ViT-L/14 export still holds 2.3 GB (torch and open_clip
+loaded, allocator caches, exporter leftovers), and NNCF's quantization then peaks on top of it
+(measured 7.5 GB = 4.4x the fp32 weights, against a target of 4x). Here the stage runs in a
 ``spawn``ed child; the parent, which has not imported torch yet, waits with a small resident set.
 
 The child sends its progress lines and log records back (so the console and ``caplog`` see them
-as before), then the ``TorchResults`` (plain arrays and file paths), or the exception it raised.
-The export's peak memory counts both processes at once: the parent's resident set while it
+as if the stage ran in this process), then the ``TorchResults`` (plain arrays and file paths), or
+the exception it raised. The export's peak memory counts both processes at once: the parent's resident set while it
 waited plus the child's own peak (``StageResult.peak_rss_bytes``).
 """
 

@@ -86,7 +86,7 @@ def _dynamic(bundle: Bundle, variant: str) -> bool:
 
 
 def _resolve(bundle: Bundle, backend: str, tower: str, precision: str) -> tuple[str, str] | str:
-    """(variant, compute dtype) of the target's engine plan, or the reason it cannot run here."""
+    """(variant, compute dtype) of the target's inference plan, or the reason it cannot run here."""
     if backend == "torch":
         if precision != "fp32":
             return "the PyTorch baseline runs fp32 only (open_clip eager, as pybioclip does)"

@@ -1,11 +1,12 @@
 """``bioclip-edge profile``: FLOPs, throughput, sizing reports.
 
     profile flops ViT-B-16 ViT-L-14 ViT-H-14          # no weights needed (a bundle folder works too)
-    profile bench BUNDLE --precision fp32,int8 --batch 1,8,32 --threads 1,2 [--backend ort,openvino,torch]
+    profile bench BUNDLE --precision fp32,int8 --batch 1,8,32 --model-threads 1,2 [--backend ort,openvino,torch]
     profile report BUNDLE --out DIR                   # Markdown + JSON + CSV + plots
     profile size BUNDLE --images-per-day 50000 --hardware raspberry-pi-5
 
-Only the standard library is imported here; numpy, onnxruntime and torch load inside ``run``.
+Only the standard library and our own stdlib-only modules are imported here; numpy, onnxruntime
+and torch load inside ``run``.
 """
 
 from __future__ import annotations
@@ -15,13 +16,15 @@ import json
 import sys
 from pathlib import Path
 
+from bioclip_edge.profiling.flops import DEFAULT_TRIMMED_LENGTH
+from bioclip_edge.runtime.cli.inference_options import add_model_threads_argument
+
 HELP = "count FLOPs, measure images/sec, and size hardware for a model or bundle"
 DESCRIPTION = (
     "Profile a model or bundle: FLOPs and parameters per tower (two conventions, compared with the "
-    "published BioCLIP figures), throughput per backend/precision/batch/threads measured side by side, "
+    "published BioCLIP figures), throughput per backend/precision/batch/model threads measured side by side, "
     "and sizing estimates for other hardware."
 )
-DEFAULT_LENGTH = 32  # keep equal to flops.DEFAULT_TRIMMED_LENGTH (not imported: stdlib only here)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -33,11 +36,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                    "'matmul-only' counts products with weights (the BioCLIP spec page's convention); "
                                    "'with attention' adds Q.K^T and attention.V (open_clip's profile).")
     p.add_argument("models", nargs="+", help="open_clip names (ViT-B-16), registry names (bioclip) or bundle folders")
-    p.add_argument("--text-length", type=int, default=DEFAULT_LENGTH, help="trimmed label length in tokens (default %(default)s)")
+    p.add_argument("--text-length", type=int, default=DEFAULT_TRIMMED_LENGTH, help="trimmed label length in tokens (default %(default)s)")
     p.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     p.set_defaults(run=run_flops)
 
-    p = sub.add_parser("bench", help="images/sec per backend, precision, batch and threads, side by side")
+    p = sub.add_parser("bench", help="images/sec per backend, precision, batch and model threads, side by side")
     p.add_argument("bundle", type=Path)
     _bench_options(p)
     p.add_argument("--json", type=Path, help="write every row (with latency samples) and the machine to this file")
@@ -68,10 +71,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def _bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="fp32,int8", help="comma list: fp32, fp16, int8 (OpenVINO: the NNCF graph when the bundle has one), int8-static, int8-nncf, bf16 (default %(default)s)")
     p.add_argument("--batch", default="1,8", help="comma list of batch sizes (default %(default)s)")
-    p.add_argument("--threads", default=None, help="comma list of thread counts (default: this machine's cores)")
+    add_model_threads_argument(p, "comma list of intra-op thread counts (default: this machine's cores)")
     p.add_argument("--backend", default="ort", help="comma list: ort, openvino, torch (default %(default)s)")
     p.add_argument("--tower", default="vision", choices=("vision", "text"))
-    p.add_argument("--text-length", type=int, default=DEFAULT_LENGTH, help="tokens per label for --tower text")
+    p.add_argument("--text-length", type=int, default=DEFAULT_TRIMMED_LENGTH, help="tokens per label for --tower text")
     p.add_argument("--seconds", type=float, default=4.0, help="timed seconds per target (default %(default)s)")
     p.add_argument("--sequential", action="store_true", help="time targets one by one (less memory) instead of interleaved")
 
@@ -96,9 +99,9 @@ def _settings(args):
 def _lists(args):
     from bioclip_edge.profiling.bench import parse_list
 
-    threads = parse_list(args.threads, int, "--threads") if args.threads else None
+    model_threads = parse_list(args.model_threads, int, "--model-threads") if args.model_threads else None
     return (parse_list(args.backend, str, "--backend"), parse_list(args.precision, str, "--precision"),
-            parse_list(args.batch, int, "--batch"), threads)
+            parse_list(args.batch, int, "--batch"), model_threads)
 
 
 def _print_table(headers: list[str], rows: list[list]) -> None:
@@ -165,8 +168,8 @@ def run_bench(args) -> int:
     from bioclip_edge.profiling.measure import profile_bundle
     from bioclip_edge.profiling.report import write_csv
 
-    backends, precisions, batches, threads = _lists(args)
-    run = profile_bundle(args.bundle, backends, precisions, batches, threads, args.tower, args.text_length,
+    backends, precisions, batches, model_threads = _lists(args)
+    run = profile_bundle(args.bundle, backends, precisions, batches, model_threads, args.tower, args.text_length,
                          _settings(args), progress=_progress)
     for note in run.notes:
         print(f"NOTE: {note}")
@@ -186,8 +189,8 @@ def run_bench(args) -> int:
 def run_report(args) -> int:
     from bioclip_edge.profiling.workflow import report
 
-    backends, precisions, batches, threads = _lists(args)
-    out = report(args.bundle, args.out, backends, precisions, batches, threads, args.images_per_day, args.labels,
+    backends, precisions, batches, model_threads = _lists(args)
+    out = report(args.bundle, args.out, backends, precisions, batches, model_threads, args.images_per_day, args.labels,
                  args.hardware, args.tower, args.text_length, _settings(args), hardware_file=args.hardware_file,
                  progress=_progress, ray_bench=args.ray_bench)
     print(f"report written to {out} (open {out / 'report.md'})")
@@ -198,27 +201,27 @@ def run_size(args) -> int:
     from bioclip_edge.profiling.sizing import assumptions, duration
     from bioclip_edge.profiling.workflow import size
 
-    plan = size(args.bundle, args.precision, args.images_per_day, args.hardware, args.labels, args.batch,
-                args.efficiency, args.from_report, args.hardware_file, progress=_progress)
+    sizing = size(args.bundle, args.precision, args.images_per_day, args.hardware, args.labels, args.batch,
+                  args.efficiency, args.from_report, args.hardware_file, progress=_progress)
     rows = []
-    for s in plan.estimates:
+    for s in sizing.estimates:
         fast, slow = min(s.hours_for_day), max(s.hours_for_day)
         build = "-" if not s.label_build_hours else \
             f"{duration(min(s.label_build_hours))}-{duration(max(s.label_build_hours))}"
         rows.append([s.hardware, f"{s.sustained_gflops[0]:g}-{s.sustained_gflops[1]:g}",
                      f"{s.images_per_sec[0]:.3g}-{s.images_per_sec[1]:.3g}", f"{duration(fast)}-{duration(slow)}", build,
                      f"{s.memory_needed_gb:.2f} / {s.memory_gb[0]:g}-{s.memory_gb[1]:g}", s.fits])
-    print(f"{plan.input.model}, {args.precision}, {args.images_per_day:,} images/day, {args.labels:,} labels:")
+    print(f"{sizing.input.model}, {args.precision}, {args.images_per_day:,} images/day, {args.labels:,} labels:")
     _print_table(["hardware", "GFLOP/s (est.)", "images/sec", "time per day's images", "label matrix build",
                   "memory GB need / have", "fits"], rows)
-    for note in plan.not_sized:
+    for note in sizing.not_sized:
         print(f"not sized: {note}")
     print("\nAssumptions:")
-    for a in assumptions(plan.input):
+    for a in assumptions(sizing.input):
         print(f"  - {a}")
     if args.json:
-        args.json.write_text(json.dumps(plan.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return 0 if plan.estimates else 1
+        args.json.write_text(json.dumps(sizing.to_dict(), indent=2) + "\n", encoding="utf-8")
+    return 0 if sizing.estimates else 1
 
 
 def run(args) -> int:  # the group itself: argparse requires a subcommand, so this only prints help

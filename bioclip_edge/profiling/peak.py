@@ -154,7 +154,7 @@ def int8_qdq_graph(fp32: Path, shape=SHAPE) -> Path:
 
 
 def ort_call(graph: Path, threads: int, shape=SHAPE) -> Callable[[], object]:
-    return _plan_call(graph, SessionOptions(intra_op_threads=threads), shape)
+    return _plan_call(graph, SessionOptions(model_threads=threads), shape)
 
 
 def openvino_call(graph: Path, threads: int, precision: str = "bf16", shape=SHAPE) -> Callable[[], object]:
@@ -165,7 +165,7 @@ def openvino_call(graph: Path, threads: int, precision: str = "bf16", shape=SHAP
     if precision == "bf16" and "BF16" not in openvino_capabilities():
         raise RuntimeError("this CPU has no bf16 support in OpenVINO")
     backend = "openvino-f32" if precision == "f32" else "openvino"
-    return _plan_call(graph, SessionOptions(intra_op_threads=threads, backend=backend), shape)
+    return _plan_call(graph, SessionOptions(model_threads=threads, backend=backend), shape)
 
 
 def _plan_call(graph: Path, options: SessionOptions, shape) -> Callable[[], object]:

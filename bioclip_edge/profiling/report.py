@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from bioclip_edge.profiling.measure import ProfileRun
-from bioclip_edge.profiling.sizing import SizingPlan, assumptions, duration
+from bioclip_edge.profiling.sizing import PrecisionSizing, assumptions, duration
 
 CSV_SKIP = ("latencies_ms",)
 
@@ -110,20 +110,20 @@ def _bench_section(run: ProfileRun) -> list[str]:
     return lines
 
 
-def _sizing_section(plans: list[SizingPlan]) -> list[str]:
-    if not plans:
+def _sizing_section(sizings: list[PrecisionSizing]) -> list[str]:
+    if not sizings:
         return []
-    per_day = plans[0].input.images_per_day
+    per_day = sizings[0].input.images_per_day
     lines = ["## Sizing: other hardware", "",
              f"Estimated from the efficiency measured above; a day = {per_day:,} images. Ranges follow the "
              "hardware table's broad GFLOP/s ranges (estimates, not measurements).", ""]
-    for plan in plans:
-        inp = plan.input
+    for sizing in sizings:
+        inp = sizing.input
         lines += [f"### {inp.precision}", "",
                   f"Efficiency {inp.efficiency:.1%} ({inp.efficiency_source}); needs {inp.memory_needed_gb:.2f} GB "
                   f"with {inp.n_labels:,} labels.", ""]
         rows = []
-        for s in plan.estimates:
+        for s in sizing.estimates:
             slow, fast = max(s.hours_for_day), min(s.hours_for_day)
             build = "–" if not s.label_build_hours else f"{duration(min(s.label_build_hours))}–{duration(max(s.label_build_hours))}"
             rows.append([s.hardware_name.split(" (")[0], _range(s.sustained_gflops), _range(s.images_per_sec),
@@ -131,13 +131,13 @@ def _sizing_section(plans: list[SizingPlan]) -> list[str]:
                          f"{_range(s.memory_gb, 2)} GB", s.fits])
         lines += _table(["hardware", "GFLOP/s (est.)", "images/sec", f"time for {per_day:,} images",
                          f"label matrix ({inp.n_labels:,})", "memory", "fits"], rows)
-        if plan.not_sized:
-            lines += ["", "Not sized at this precision: " + "; ".join(n.split(":")[0] for n in plan.not_sized)
+        if sizing.not_sized:
+            lines += ["", "Not sized at this precision: " + "; ".join(n.split(":")[0] for n in sizing.not_sized)
                       + " (no figure for it in the hardware table)."]
         lines.append("")
-    notes = sorted({n for p in plans for s in p.estimates for n in s.notes})
-    lines += ["### Assumptions", "", *[f"- {a}" for a in assumptions(plans[0].input) + notes]]
-    if len(plans) > 1:
+    notes = sorted({n for p in sizings for s in p.estimates for n in s.notes})
+    lines += ["### Assumptions", "", *[f"- {a}" for a in assumptions(sizings[0].input) + notes]]
+    if len(sizings) > 1:
         lines.append("- The efficiency and memory figures above differ per precision; the first precision's are spelled out.")
     return lines
 
@@ -158,7 +158,7 @@ def _scale_out_section(scale: Any) -> list[str]:
             "efficiency (`--engine ray`: see the README's Many machines section).", "", *scale.markdown(), ""]
 
 
-def markdown(run: ProfileRun, plans: list[SizingPlan], images_per_day: int, plots: dict[str, str], scale: Any = None) -> str:
+def markdown(run: ProfileRun, sizings: list[PrecisionSizing], images_per_day: int, plots: dict[str, str], scale: Any = None) -> str:
     m = run.model
     lines = [f"# Speed and sizing report: {m['id']}", ""]
     if m.get("random_weights"):
@@ -177,7 +177,7 @@ def markdown(run: ProfileRun, plans: list[SizingPlan], images_per_day: int, plot
         lines += [f"![items per second against batch size]({plots['throughput']})", ""]
     if plots.get("latency"):
         lines += [f"![latency per item for every target]({plots['latency']})", ""]
-    lines += _sizing_section(plans) + [""]
+    lines += _sizing_section(sizings) + [""]
     lines += _scale_out_section(scale)
     lines += _problems_section(run)
     return "\n".join(lines).rstrip() + "\n"
@@ -193,7 +193,7 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
         writer.writerows(rows)
 
 
-def write_report(run: ProfileRun, out: str | Path, plans: list[SizingPlan] = (), images_per_day: int = 0,
+def write_report(run: ProfileRun, out: str | Path, sizings: list[PrecisionSizing] = (), images_per_day: int = 0,
                  scale: Any = None) -> Path:
     """Write the report folder; returns its path. ``scale``: a ``scale_out.ScaleOutEstimate`` (many machines)."""
     from bioclip_edge.profiling.plots import latency_plot, throughput_plot
@@ -211,12 +211,12 @@ def write_report(run: ProfileRun, out: str | Path, plans: list[SizingPlan] = (),
     if latency_plot(run.rows, work / "latency.png", title, unit):
         plots["latency"] = "latency.png"
     data = json.loads(run.to_json())
-    data["sizing"] = {"images_per_day": images_per_day, "plans": [p.to_dict() for p in plans]}
+    data["sizing"] = {"images_per_day": images_per_day, "plans": [p.to_dict() for p in sizings]}  # "plans": the key readers know
     if scale is not None:
         data["scale_out"] = scale.to_dict()
     (work / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     write_csv(run.rows, work / "results.csv")
-    (work / "report.md").write_text(markdown(run, list(plans), images_per_day, plots, scale), encoding="utf-8")
+    (work / "report.md").write_text(markdown(run, list(sizings), images_per_day, plots, scale), encoding="utf-8")
     if out.exists():
         shutil.rmtree(out)
     work.rename(out)

@@ -22,14 +22,14 @@ from bioclip_edge.runtime.inference.selection import plan_for
 
 @dataclass(frozen=True)
 class Target:
-    """What is timed: backend x bundle variant x batch x threads (x text length)."""
+    """What is timed: backend x bundle variant x batch x model threads (x text length)."""
 
     backend: str  # ort | openvino | torch
     variant: str  # bundle variant name (vision.fp32, vision.int8-static); torch: torch.fp32
     precision: str  # what the label says: fp32 | fp16 | int8 | int8-static | bf16
     compute: str  # what the arithmetic runs in: fp32 | int8 | bf16 (picks the peak it is held to)
     batch: int
-    threads: int
+    threads: int  # model (intra-op) threads: onnxruntime's, OpenVINO's or torch's; rows keep this name
     tower: str = "vision"
     length: int | None = None  # text tokens per label
 
@@ -60,13 +60,13 @@ def make_inputs(bundle: Bundle, target: Target):
 
 
 def profile_plan(bundle: Bundle, backend: str, tower: str, precision: str, threads: int | None = None) -> InferencePlan | str:
-    """A profiling label (``ort``/``openvino`` x a variant precision or ``bf16``) as the engine plan it
+    """A profiling label (``ort``/``openvino`` x a variant precision or ``bf16``) as the inference plan it
     times, or the reason it cannot run here. The mapping is ``plan.py``'s: ``bf16`` is the fp32 graph
     on OpenVINO's default hint; OpenVINO's ``int8`` takes the QDQ graphs made for it first (NNCF's,
     then static: dynamic-quantized MatMulInteger graphs fall back to slow paths); other float
     targets on OpenVINO run exact f32."""
-    graph_precision, engine = PROFILE_ALIASES.get(precision, (precision, None))
-    if engine is not None and backend != engine:
+    graph_precision, alias_backend = PROFILE_ALIASES.get(precision, (precision, None))
+    if alias_backend is not None and backend != alias_backend:
         return "bf16 runs through OpenVINO (onnxruntime's CPU provider has no bf16 kernels)"
     caps = backends.openvino_capabilities() if backend == "openvino" else ()
     if precision == "bf16" and "BF16" not in caps:
@@ -81,7 +81,7 @@ def profile_plan(bundle: Bundle, backend: str, tower: str, precision: str, threa
         return f"{variant.name} is an OpenVINO IR file: only OpenVINO runs it"
     quantized = "int8" in (variant.compute or "") or precision.startswith("int8")
     runs_on = "onnxruntime" if backend == "ort" else ("openvino" if quantized or precision == "bf16" else "openvino-f32")
-    return plan_for(variant, runs_on, f"profile target {backend}:{precision}", SessionOptions(intra_op_threads=threads), caps)
+    return plan_for(variant, runs_on, f"profile target {backend}:{precision}", SessionOptions(model_threads=threads), caps)
 
 
 def _variant_for(bundle: Bundle, tower: str, precision: str) -> Variant | None:
@@ -118,7 +118,7 @@ def open_plan(plan: InferencePlan, bundle: Bundle | None = None) -> tuple[Any, s
     return session, plan.input_name or session.get_inputs()[0].name
 
 
-ort_runner = openvino_runner = session_runner  # one runner for both engines; the plan says which
+ort_runner = openvino_runner = session_runner  # one runner for both backends; the plan says which
 
 
 def torch_model(bundle: Bundle):

@@ -175,7 +175,7 @@ def estimate(inp: SizingInput, hw: Hardware) -> SizingEstimate:
 
 
 @dataclass(frozen=True)
-class SizingPlan:
+class PrecisionSizing:
     """One precision sized on several hardware targets (those without a figure for it listed)."""
 
     input: SizingInput
@@ -187,14 +187,14 @@ class SizingPlan:
                 "not_sized": list(self.not_sized), "assumptions": assumptions(self.input)}
 
 
-def size_all(inp: SizingInput, hardware: list[Hardware]) -> SizingPlan:
+def size_all(inp: SizingInput, hardware: list[Hardware]) -> PrecisionSizing:
     estimates, skipped = [], []
     for hw in hardware:
         try:
             estimates.append(estimate(inp, hw))
         except SizingError as exc:
             skipped.append(f"{hw.id}: {exc}")
-    return SizingPlan(inp, tuple(estimates), tuple(skipped))
+    return PrecisionSizing(inp, tuple(estimates), tuple(skipped))
 
 
 def duration(hours: float) -> str:

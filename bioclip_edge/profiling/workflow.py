@@ -17,16 +17,16 @@ from bioclip_edge.runtime.inference.plan import PROFILE_ALIASES
 from bioclip_edge.profiling.bench import BenchSettings
 from bioclip_edge.profiling.flops import DEFAULT_TRIMMED_LENGTH
 from bioclip_edge.profiling.measure import ProfileRun, profile_bundle
-from bioclip_edge.profiling.sizing import SizingError, SizingPlan, efficiency_from_rows, find_hardware, input_for_bundle, load_hardware, size_all
+from bioclip_edge.profiling.sizing import SizingError, PrecisionSizing, efficiency_from_rows, find_hardware, input_for_bundle, load_hardware, size_all
 
 log = logging.getLogger(__name__)
 
 
-def plans_for_run(run: ProfileRun, bundle: Bundle, precisions: Sequence[str], images_per_day: int, hardware: str = "all",
-                  n_labels: int = 1000, batch: int = 8, hardware_file: str | None = None) -> list[SizingPlan]:
-    """One sizing plan per precision that has a measured efficiency in ``run``."""
+def sizings_for_run(run: ProfileRun, bundle: Bundle, precisions: Sequence[str], images_per_day: int, hardware: str = "all",
+                    n_labels: int = 1000, batch: int = 8, hardware_file: str | None = None) -> list[PrecisionSizing]:
+    """One ``PrecisionSizing`` per precision that has a measured efficiency in ``run``."""
     table = find_hardware(hardware, load_hardware(hardware_file))
-    plans = []
+    sizings = []
     for precision in precisions:
         eff = efficiency_from_rows(run.rows, precision)
         if eff is None:
@@ -34,8 +34,8 @@ def plans_for_run(run: ProfileRun, bundle: Bundle, precisions: Sequence[str], im
             continue
         inp = input_for_bundle(bundle, precision, images_per_day, eff, n_labels, batch, run.flops,
                                label_tokens=run.settings.get("length"))
-        plans.append(size_all(inp, table))
-    return plans
+        sizings.append(size_all(inp, table))
+    return sizings
 
 
 def report(bundle_path: str | Path, out: str | Path, backends: Sequence[str] = ("ort",),
@@ -53,13 +53,13 @@ def report(bundle_path: str | Path, out: str | Path, backends: Sequence[str] = (
 
     run = profile_bundle(bundle_path, backends, precisions, batches, threads, tower, length, settings, peak_seconds, progress)
     bundle = Bundle.open(bundle_path, verify_checksums=False)  # checked once already by profile_bundle
-    plans = []
+    sizings = []
     if tower == "vision":
         sizing_precisions = [p for p in dict.fromkeys(list(precisions) + (["bf16"] if "openvino" in backends else []))]
-        plans = plans_for_run(run, bundle, sizing_precisions, images_per_day, hardware, n_labels,
-                              batch=max(batches), hardware_file=hardware_file)
+        sizings = sizings_for_run(run, bundle, sizing_precisions, images_per_day, hardware, n_labels,
+                                batch=max(batches), hardware_file=hardware_file)
     progress(f"writing the report to {out}")
-    return write_report(run, out, plans, images_per_day, scale)
+    return write_report(run, out, sizings, images_per_day, scale)
 
 
 def efficiency_from_report(path: str | Path, precision: str) -> tuple[float, str]:
@@ -94,7 +94,7 @@ def measure_efficiency(bundle_path: str | Path, precision: str, batch: int = 8,
 
 def size(bundle_path: str | Path, precision: str, images_per_day: int, hardware: str = "all", n_labels: int = 1000,
          batch: int = 8, efficiency: float | None = None, from_report: str | Path | None = None,
-         hardware_file: str | None = None, progress: Callable[[str], None] = lambda m: log.info(m)) -> SizingPlan:
+         hardware_file: str | None = None, progress: Callable[[str], None] = lambda m: log.info(m)) -> PrecisionSizing:
     """Size one bundle at one precision on the chosen hardware targets."""
     bundle = Bundle.open(bundle_path)
     table = find_hardware(hardware, load_hardware(hardware_file))

@@ -6,7 +6,7 @@ package is cheap: ``Classifier`` and ``LabelMatrix`` load their modules (and num
 Sub-packages, each importing only those listed before it: ``inference`` (manifest, bundle, graph
 selection, sessions), ``images`` (discovery, decoding, transform, pipeline, boxes), ``text``
 (tokenizer, recipes, encoder), ``labels`` (matrices, build/import, scoring), ``jobs`` (Classifier,
-classify/embed jobs, checkpoints, writers) and ``cli`` (the commands).
+records, classify/embed jobs, the job runner, checkpoints, writers) and ``cli`` (the commands).
 
     from bioclip_edge.runtime import Bundle, Classifier
     bundle = Bundle.open("bundles/bioclip")
@@ -22,11 +22,16 @@ _LAZY = {  # loaded on first use, so `bioclip-edge --help` imports none of them
     "Manifest": "inference.manifest",
     "ManifestError": "inference.manifest",
     "Classifier": "jobs.classifier",
+    "ClassifierDescription": "jobs.classifier",
     "ClassifyRequest": "jobs.classifier",
-    "ClassifyJob": "jobs.classify",
-    "run_classify": "jobs.classify",
-    "EmbedJob": "jobs.embed",
-    "run_embed": "jobs.embed",
+    "ClassifyJob": "jobs.classify_job",
+    "run_classify": "jobs.classify_job",
+    "EmbedJob": "jobs.embed_job",
+    "run_embed": "jobs.embed_job",
+    "JobConfig": "jobs.runner",
+    "JobSpec": "jobs.runner",
+    "run_job": "jobs.runner",
+    "Record": "jobs.records",
     "ImageEmbedder": "images.embedder",
     "ImageRequest": "images.request",
     "LabelMatrix": "labels.matrix",

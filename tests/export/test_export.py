@@ -1,4 +1,10 @@
-"""Export: bundles for the architectures users bring, checked variant by variant."""
+"""Export: bundles for the architectures users bring, checked variant by variant.
+
+Tests marked ``export`` run an export of their own for one option or architecture (``--run-export``
+or ``make test-slow``); what they reach is also reached by the default suite's exports: the mixed
+architecture below, ``tiny_bundle``, ``default_export`` and the OpenVINO IR bundle (whose NNCF graph
+goes through the preset fallback and is performance-sq).
+"""
 
 from __future__ import annotations
 
@@ -33,6 +39,10 @@ TINY_WORLDWIDE = {
     "text_cfg": {"hf_tokenizer_name": "facebook/xlm-v-base", "pool_type": "eos", "eos_id": 2,
                  "context_length": 77, "vocab_size": 5000, "width": 64, "heads": 2, "layers": 2},
 }
+# One model that takes each of those paths: a ResNet image tower, QuickGELU, an eos-pooled text
+# tower whose tokenizer is on the hub.
+TINY_MIXED = {**TINY_WORLDWIDE, "vision_cfg": TINY_RN50["vision_cfg"], "quick_gelu": True}
+needs_nncf = pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
 
 
 def test_tiny_bundle_has_every_variant_within_bounds(tiny_bundle: Path):
@@ -55,7 +65,7 @@ def test_tiny_bundle_has_every_variant_within_bounds(tiny_bundle: Path):
         assert v.parity.n_inputs > 0 and v.parity.top1_agreement is not None
     static = bundle.variant("vision", name="vision.int8-static")
     assert static.quantization["mode"] == "static" and static.quantization["calibration"]["images"] == 6
-    assert static.quantization["calibration"]["kind"] == "folder"  # --calibration DIR: the user's images, as before
+    assert static.quantization["calibration"]["kind"] == "folder"  # --calibration DIR: the user's images
     assert static.quantization["calibration"]["source"].startswith("user folder ") and "(6 images)" in \
         static.quantization["calibration"]["source"]
     assert bundle.variant("vision", "int8").quantization["mode"] == "dynamic"
@@ -98,7 +108,7 @@ def test_verify_passes_then_flags_a_variant_below_its_bound(tiny_bundle: Path, t
     manifest = json.loads((broken / "manifest.json").read_text())
     fp32 = next(v for v in manifest["variants"] if v["name"] == "vision.fp32")
     int8 = next(v for v in manifest["variants"] if v["name"] == "vision.int8")
-    for key in ("file", "sha256", "size_bytes"):  # the fp32 entry now runs the int8 graph
+    for key in ("file", "sha256", "size_bytes"):  # the fp32 entry points at the int8 graph
         fp32[key] = int8[key]
     (broken / "manifest.json").write_text(json.dumps(manifest))
     assert main(["verify", str(broken), "--json", str(tmp_path / "v.json")]) == 1
@@ -109,6 +119,30 @@ def test_verify_passes_then_flags_a_variant_below_its_bound(tiny_bundle: Path, t
     assert figures["variants"]["vision.fp32"]["cosine_min"] < BOUNDS["fp32"].value
 
 
+def test_cli_export_of_a_resnet_with_quickgelu_and_a_hub_tokenizer_without_nncf(tmp_path: Path, capsys, caplog):
+    import onnx
+
+    model_dir = write_model_dir(tmp_path / "mixed", TINY_MIXED)
+    out = tmp_path / "mixed-bundle"
+    assert main(["export", f"local-dir:{model_dir}", "--out", str(out), "--precision", "fp32,fp16,int8", "--no-nncf",
+                 "--parity-images", "6"]) == 0
+    printed = capsys.readouterr().out
+    assert "all within their parity bounds" in printed and "calibrat" not in printed  # --no-nncf: nothing calibrated
+    assert main(["verify", str(out)]) == 0
+    m = Bundle.open(out).manifest
+    assert [v.name for v in m.variants] == [f"{t}.{p}" for t in ("vision", "text") for p in ("fp32", "fp16", "int8")]
+    ops = {t: {n.op_type for n in onnx.load(str(out / f"{t}.fp32.onnx")).graph.node} for t in ("vision", "text")}
+    assert {"Conv", "AveragePool"} <= ops["vision"]  # the ResNet tower
+    assert "Sigmoid" in ops["text"] and "Gelu" not in ops["text"]  # QuickGELU
+    assert "Equal" in ops["text"]  # eos pooling: the eos id's position, not the largest id's
+    assert m.tokenizer.kind == "hf" and not m.tokenizer.available  # xlm-v is on the hub only
+    assert m.tokenizer.pool == "eos" and m.tokenizer.eot_id == 2
+    assert "UNAVAILABLE" in printed
+    assert any("tokenizer" in r.getMessage() and "unavailable" in r.getMessage() for r in caplog.records
+               if r.processName == "bioclip-edge-torch-stage")  # the child's warning, passed on
+
+
+@pytest.mark.export
 @pytest.mark.parametrize("name,cfg", [("vit-b32-quickgelu", TINY_QUICKGELU_B32), ("rn50", TINY_RN50),
                                       ("metaclip2-worldwide", TINY_WORLDWIDE)])
 def test_cli_export_and_verify_architectures(name, cfg, tmp_path: Path, capsys):
@@ -129,13 +163,6 @@ def test_cli_export_and_verify_architectures(name, cfg, tmp_path: Path, capsys):
         assert "UNAVAILABLE" in printed
     else:
         assert m.tokenizer.available
-
-
-def test_unreachable_hub_is_a_clear_error_unless_random_is_allowed(tmp_path: Path, capsys):
-    code = main(["export", "hf-hub:imageomics/bioclip", "--out", str(tmp_path / "b")])
-    err = capsys.readouterr().err
-    assert code == 2 and "--allow-random" in err and "imageomics/bioclip" in err
-    assert not (tmp_path / "b").exists() and not (tmp_path / "b.partial").exists()
 
 
 def test_random_fallback_is_said_plainly_and_keeps_the_architecture():
@@ -180,20 +207,16 @@ def test_bad_requests_fail_before_any_work(tmp_path: Path, tiny_model_dir: Path)
         export_bundle(ExportConfig(request=req, out=tmp_path / "exists"))
 
 
-@pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
-def test_nncf_performance_preset_is_recorded_and_keeps_unit_norms(tiny_model_dir: Path, photo_dir: Path, tmp_path: Path):
-    out = tmp_path / "perf"
-    export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
-                               calibration=photo_dir, parity_images=6, nncf_preset="performance"))
-    bundle = Bundle.open(out)
+def check_performance_graph(bundle: Bundle) -> None:
+    """The performance preset's graph: the matmuls int8, residual adds and the normalisation float."""
+    import onnx
+
     v = bundle.variant("vision", name="vision.int8-nncf")
     assert v.quantization["preset"] == "performance" and v.quantization["tool"] == "nncf"
     assert v.parity.cosine_mean >= 0.99  # the figure is recorded whether or not top-1 holds
     s = ort.InferenceSession(str(bundle.path(v.file)), providers=["CPUExecutionProvider"])
     out_emb = s.run(None, {"pixels": np.random.rand(2, 3, 224, 224).astype(np.float32)})[0]
     np.testing.assert_allclose(np.linalg.norm(out_emb, axis=1), 1.0, atol=1e-3)  # normalisation stays float
-    import onnx
-
     graph = onnx.load(str(bundle.path(v.file))).graph
     made_by = {out: node.op_type for node in graph.node for out in node.output}
     adds = [node for node in graph.node if node.op_type == "Add"]
@@ -202,26 +225,77 @@ def test_nncf_performance_preset_is_recorded_and_keeps_unit_norms(tiny_model_dir
     assert sum(node.op_type == "QuantizeLinear" for node in graph.node) > 4  # the matmuls are int8
 
 
-@pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
+@needs_nncf
+def test_auto_writes_the_performance_preset_when_it_passes(tiny_bundle: Path):
+    bundle = Bundle.open(tiny_bundle)
+    note = bundle.variant("vision", name="vision.int8-nncf").quantization["preset_note"]
+    assert note.startswith("auto: performance preset passed") and "performance preset written" in note
+    check_performance_graph(bundle)
+
+
+@pytest.mark.export
+@needs_nncf
+def test_nncf_performance_preset_is_recorded_and_keeps_unit_norms(tiny_model_dir: Path, photo_dir: Path, tmp_path: Path):
+    out = tmp_path / "perf"
+    export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
+                               calibration=photo_dir, parity_images=6, nncf_preset="performance"))
+    bundle = Bundle.open(out)
+    assert "preset_note" not in bundle.variant("vision", name="vision.int8-nncf").quantization  # asked for, not measured
+    check_performance_graph(bundle)
+
+
+def check_performance_sq_graph(bundle: Bundle) -> None:
+    """performance-sq: SmoothQuant on the performance preset, and the tower's last MatMul (the output
+    projection, where ViT-L/14's remaining error sat) left in floating point; the rest is int8."""
+    import onnx
+
+    v = bundle.variant("vision", name="vision.int8-nncf")
+    assert v.quantization["preset"] == "performance-sq" and v.parity.passed
+    graph = onnx.load(str(bundle.path(v.file))).graph
+    made_by = {o: node.op_type for node in graph.node for o in node.output}
+    matmuls = [node for node in graph.node if node.op_type == "MatMul"]
+    quantized = [m for m in matmuls if any(made_by.get(i) == "DequantizeLinear" for i in m.input)]
+    assert matmuls[-1] not in quantized  # the projection: float weights and input
+    assert len(quantized) >= len(matmuls) // 2  # the blocks' matmuls are int8
+
+
+@pytest.mark.export
+@needs_nncf
 def test_nncf_auto_preset_falls_back_when_the_gate_is_missed(tiny_model_dir: Path, photo_dir: Path, tmp_path: Path,
                                                              monkeypatch):
-    """auto tries the performance preset first; when it misses the gate the transformer preset is
-    measured too, the closer one is written, and a graph that missed is marked so ``--precision
-    auto`` leaves it alone (a gate no graph can pass forces that path)."""
+    """auto measures the performance preset first; while the gate is missed, performance-sq and then
+    the transformer preset are measured too, the closest is written under the variant's file name,
+    the other candidates' files are deleted, and a graph that missed is marked so ``--precision auto``
+    leaves it alone. A gate no graph can pass forces that path; the ranking is made to pick
+    performance-sq, the candidate measured second, so its graph is checked here too. The default
+    suite takes the same path with the OpenVINO IR format (``ir_bundle`` in test_openvino_ir.py)."""
     import bioclip_edge.export.nncf_gate as gate
     from bioclip_edge.runtime.inference.selection import select_vision
 
     monkeypatch.setattr(gate, "NNCF_GATE_COSINE_MIN", 1.5)
+    measured: list = []
+    real = gate.gate_figures
+
+    def record(*args, **kw):
+        figures = real(*args, **kw)
+        measured.append(figures)
+        return figures
+
+    monkeypatch.setattr("bioclip_edge.export.int8_calibrated.gate_figures", record)
+    monkeypatch.setattr(gate, "_rank", lambda f: (False, f is measured[1], 0.0))
     out = tmp_path / "auto"
     export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
                                calibration=photo_dir, parity_images=6))
     bundle = Bundle.open(out)
     v = bundle.variant("vision", name="vision.int8-nncf")
     note = v.quantization["preset_note"]
-    assert "performance preset missed the gate" in note and "transformer preset missed the gate" in note
-    assert "both missed" in note and "gate on 12 images" in note  # 6 reference + 6 calibration, each preset
-    assert v.quantization["gate_passed"] is False and v.parity.passed
-    assert not list(out.glob("*transformer*"))  # the candidate file not chosen is gone
+    assert len(measured) == 3 and all(f"{p} preset missed the gate" in note for p in ("performance", "performance-sq",
+                                                                                      "transformer"))
+    assert "performance-sq preset written as the closer to fp32" in note
+    assert "gate on 12 images" in note  # 6 reference + 6 calibration, each preset
+    assert v.quantization["gate_passed"] is False and v.file == "vision.int8-nncf.onnx"
+    assert sorted(p.name for p in out.glob("vision.int8-nncf*")) == ["vision.int8-nncf.onnx"]  # the others are gone
+    check_performance_sq_graph(bundle)
     chosen = select_vision(bundle, "auto", "auto", caps=("FP32", "BF16", "INT8"))
     assert chosen.variant.name == "vision.fp32"  # a graph that missed the gate is not picked by auto
     from bioclip_edge.runtime.inference.summary import quantization_notes
@@ -259,21 +333,10 @@ def test_performance_gate_holds_top1_on_clear_margins_only():
     assert "not measurable" in figures(0.998, 3, clear=4).text()
 
 
-@pytest.mark.skipif(not nncf_available(), reason="nncf is not installed")
+@pytest.mark.export
+@needs_nncf
 def test_nncf_performance_sq_keeps_the_output_projection_float(tiny_model_dir: Path, photo_dir: Path, tmp_path: Path):
-    """performance-sq: SmoothQuant on the performance preset, and the tower's last MatMul (the output
-    projection, where ViT-L/14's remaining error sat) left in floating point; the rest is int8."""
-    import onnx
-
     out = tmp_path / "sq"
     export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
                                calibration=photo_dir, parity_images=6, nncf_preset="performance-sq"))
-    bundle = Bundle.open(out)
-    v = bundle.variant("vision", name="vision.int8-nncf")
-    assert v.quantization["preset"] == "performance-sq" and v.parity.passed
-    graph = onnx.load(str(bundle.path(v.file))).graph
-    made_by = {o: node.op_type for node in graph.node for o in node.output}
-    matmuls = [node for node in graph.node if node.op_type == "MatMul"]
-    quantized = [m for m in matmuls if any(made_by.get(i) == "DequantizeLinear" for i in m.input)]
-    assert matmuls[-1] not in quantized  # the projection: float weights and input
-    assert len(quantized) >= len(matmuls) // 2  # the blocks' matmuls are int8
+    check_performance_sq_graph(Bundle.open(out))

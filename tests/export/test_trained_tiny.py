@@ -1,4 +1,4 @@
-"""The export's gates on a *trained* model (issue 14): tests/data/trained-tiny, made by tests/helpers/trained_tiny.py.
+"""The export's gates on a *trained* model: tests/data/trained-tiny, made by tests/helpers/trained_tiny.py.
 
 Random weights score every label nearly alike, so on them the int8 parity top-1, the NNCF preset
 gate's top-1 and the draft-decode check's top-1 are mostly "not measurable" and their cosine
@@ -6,6 +6,9 @@ bounds decide alone. This tiny CLIP was trained (contrastive loss, augmented cro
 scikit-image photos and captions naming them), so its answers are right well above chance and
 its margins clear: here the top-1 rules are actually held, through the real export path and the
 torch-free runtime.
+
+Marked ``export`` (``--run-export``, ``make test-slow``): the default suite holds the same rules on
+random weights where they are measurable, on ``default_export``'s 64 parity photos.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from tests.helpers.trained_tiny import DEFAULT_OUT, held_out, zero_shot_labels
 
 PARITY_IMAGES = 32  # 6 calibration photos, the 16 whole sample photos, 10 crops: enough clear margins to judge
 HELD_OUT = 48
+
+pytestmark = pytest.mark.export
 
 
 @pytest.fixture(scope="module")

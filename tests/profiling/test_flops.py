@@ -1,17 +1,16 @@
 """FLOP and parameter counts: hand-derived formulas, the published BioCLIP figures, ONNX graphs.
 
-Everything here is shapes-only (meta device or analytic) except the tiny ONNX export, so the
-file runs in seconds.
+Everything here is shapes-only (meta device or analytic) except the ONNX counts, which read the
+graphs of the session's tiny bundle, so the file runs in seconds.
 """
 
 from __future__ import annotations
-
-import warnings
 
 import pytest
 
 from bioclip_edge.profiling import flops as F
 from bioclip_edge.profiling.flops_analytic import NotAnalytic, text_flops, vision_flops
+from tests.helpers.models import TINY_VIT_CFG
 
 torch = pytest.importorskip("torch")
 open_clip = pytest.importorskip("open_clip")
@@ -162,38 +161,27 @@ def test_fused_attention_trap_is_real_and_avoided():
 # --- ONNX graph counts -------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
-def tiny_onnx(tmp_path_factory):
-    """The tiny model's two towers exported the way the bundle exports them (dynamo, dynamic dims)."""
-    from bioclip_edge.export.towers import VisionTower, text_tower_for
+def tiny_onnx(tiny_bundle):
+    """The tiny bundle's fp32 graphs: both towers as the export writes them (dynamo, dynamic dims)."""
+    from bioclip_edge.runtime.inference.bundle import Bundle
 
-    folder = tmp_path_factory.mktemp("onnx")
-    torch.manual_seed(0)
-    model = open_clip.model.CLIP(**TINY_CFG).eval()
-    text, _ = text_tower_for(model)
-    paths = {"vision": folder / "vision.onnx", "text": folder / "text.onnx"}
-    batch, length = torch.export.Dim("batch"), torch.export.Dim("length", max=77)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        torch.onnx.export(VisionTower(model).eval(), (torch.zeros(2, 3, 64, 64),), paths["vision"], input_names=["pixels"],
-                          output_names=["features"], dynamic_shapes=({0: batch},), dynamo=True, verbose=False)
-        torch.onnx.export(text, (torch.zeros(2, 20, dtype=torch.int32),), paths["text"], input_names=["ids"],
-                          output_names=["features"], dynamic_shapes=({0: batch, 1: length},), dynamo=True, verbose=False)
-    return paths
+    bundle = Bundle.open(tiny_bundle)
+    return {tower: bundle.path(bundle.variant(tower, "fp32").file) for tower in ("vision", "text")}
 
 
 def test_onnx_count_agrees_with_torch(tiny_onnx):
     from bioclip_edge.profiling import flops_torch as ft
     from bioclip_edge.profiling.flops_onnx import count_onnx
 
-    model = open_clip.model.CLIP(**TINY_CFG).to("meta").eval()
+    model = open_clip.model.CLIP(**TINY_VIT_CFG).to("meta").eval()  # the tiny bundle's model
     traced_v = ft.trace_vision(model)
     graph_v = count_onnx(tiny_onnx["vision"])
     assert graph_v.uncounted == ()
-    assert graph_v.input_shapes == {"pixels": (1, 3, 64, 64)}
+    assert graph_v.input_shapes == {"pixels": (1, 3, 224, 224)}
     assert (graph_v.weight_flops, graph_v.attention_flops) == (traced_v.weight_flops, traced_v.attention_flops)
     for length in (77, 20):
         traced_t = ft.trace_text(model, length)
-        graph_t = count_onnx(tiny_onnx["text"], {"ids": (1, length)})
+        graph_t = count_onnx(tiny_onnx["text"], {"input_ids": (1, length)})
         assert graph_t.uncounted == ()
         assert (graph_t.weight_flops, graph_t.attention_flops) == (traced_t.weight_flops, traced_t.attention_flops)
 
@@ -211,7 +199,7 @@ def test_onnx_count_errors_name_the_problem(tiny_onnx, tmp_path):
     with pytest.raises(OnnxFlopsError, match="token length"):
         count_onnx(tiny_onnx["text"])  # length is dynamic and was not given
     with pytest.raises(OnnxFlopsError, match="has 2 dims"):
-        count_onnx(tiny_onnx["text"], {"ids": (1, 2, 3)})
+        count_onnx(tiny_onnx["text"], {"input_ids": (1, 2, 3)})
     bad = tmp_path / "bad.onnx"
     bad.write_bytes(b"not a protobuf at all")
     with pytest.raises(OnnxFlopsError, match="not a readable ONNX"):

@@ -19,7 +19,7 @@ from bioclip_edge.runtime.cli.options import (add_engine_arguments, add_image_ar
 
 if TYPE_CHECKING:  # the runtime loads in run(): --help stays fast
     from bioclip_edge.runtime.jobs.classifier import Classifier, ClassifyRequest
-    from bioclip_edge.runtime.jobs.classify import ClassifyJob
+    from bioclip_edge.runtime.jobs.classify_job import ClassifyJob
 
 HELP = "classify images (files, folders, lists) against labels; MegaDetector JSON, CSV, JSONL or Parquet out"
 DESCRIPTION = (
@@ -73,7 +73,7 @@ def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bioclip_edge.runtime.inference.cache import cache_dir
-    from bioclip_edge.runtime.jobs.classify import run_classify
+    from bioclip_edge.runtime.jobs.classify_job import run_classify
 
     request = classify_request(args, args.label_cache or cache_dir("labels"))  # bad options stop here
     job = job_from_args(args)  # the detections file and the output target: before the model loads
@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         where.close()
     print(summary.line("classified" if job.detections is None else "processed"))
     if args.preview:
-        print(preview_cli.preview_after_run(job.out, args.preview, args.inputs, clf.describe(), progress(args)))
+        print(preview_cli.preview_after_run(job.out, args.preview, args.inputs, clf.description.to_dict(), progress(args)))
     if clf.bundle.random_weights:
         print("WARNING: random-weight bundle: the labels above are not predictions of a trained model.", file=sys.stderr)
     return 1 if summary.failed else 0
@@ -96,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
 
 def job_from_args(args: argparse.Namespace) -> ClassifyJob:
     """The ClassifyJob the options describe; refuses bad options and unwritable or taken outputs."""
-    from bioclip_edge.runtime.jobs.classify import ClassifyJob
+    from bioclip_edge.runtime.jobs.classify_job import ClassifyJob
     from bioclip_edge.runtime.jobs.sequences import SequenceOptions
 
     job = ClassifyJob(out=args.out, fmt=args.format, resume=args.resume, overwrite=args.overwrite,
@@ -118,10 +118,10 @@ def _classifier(args: argparse.Namespace, request: ClassifyRequest, job: Classif
     if clf.bundle.random_weights:
         why = (clf.bundle.manifest.model.source.note or "no trained checkpoint.").removeprefix("RANDOM WEIGHTS: ")
         print(f"WARNING: {args.bundle} holds RANDOM weights: {why} Use it for testing only.", file=sys.stderr)
-    meta = clf.describe()
-    print(f"{meta['model']} ({meta['architecture']}): {meta['variant']} on {meta['backend']} ({meta['chosen_because']}); "
-          f"{len(clf.names)} labels", file=sys.stderr)
-    print(f"decode: {clf.embedder.decode_choice.mode} ({meta['decode_chosen_because']})", file=sys.stderr)
+    about = clf.description
+    print(f"{about.model} ({about.architecture}): {about.variant} on {about.provider} ({about.chosen_because}); "
+          f"{about.labels} labels", file=sys.stderr)
+    print(f"decode: {clf.embedder.decode_choice.mode} ({about.decode_chosen_because})", file=sys.stderr)
     return clf
 
 

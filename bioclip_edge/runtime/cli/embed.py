@@ -5,7 +5,7 @@ that could be read) and a sidecar ``embeddings.json``: the model, variant, dimen
 random-weights flag, ``images`` (the row order: filepath plus EXIF fields) and ``failures``
 (filepath and reason for each file that could not be read) and the ``run_fingerprint``. Both are
 written atomically, checked before any image is read, and never replaced without ``--overwrite``;
-``--resume`` appends images new to the inputs (``runtime.jobs.embed``).
+``--resume`` appends images new to the inputs (``runtime.jobs.embed_job``).
 Exit code 1 when some images failed, 2 for a bad bundle, option or output target.
 """
 
@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from bioclip_edge.runtime.jobs.embed import EmbedJob
+    from bioclip_edge.runtime.jobs.embed_job import EmbedJob
 
     request = image_request(args)  # bad options stop here
     job = EmbedJob(out=args.out, dtype=args.dtype, relative_paths=bool(args.relative_paths), resume=args.resume,
@@ -57,13 +57,13 @@ def run(args: argparse.Namespace) -> int:
 def _embed(args: argparse.Namespace, request: Any, job: Any, items: list, where: Any) -> int:
     from bioclip_edge.runtime.inference.bundle import Bundle
     from bioclip_edge.runtime.images.embedder import ImageEmbedder
-    from bioclip_edge.runtime.jobs.embed import run_embed
+    from bioclip_edge.runtime.jobs.embed_job import run_embed
 
     bundle = Bundle.open(args.bundle, defer_hashing=True)
     embedder = ImageEmbedder(bundle, request)
     if bundle.random_weights:
         print(f"WARNING: {args.bundle} holds RANDOM weights; these embeddings mean nothing. Use them for testing only.", file=sys.stderr)
-    print(f"{bundle.manifest.model.id}: {embedder.variant.name} on {embedder.backend} ({embedder.plan.reason})",
+    print(f"{bundle.manifest.model.id}: {embedder.variant.name} on {embedder.provider} ({embedder.plan.reason})",
           file=sys.stderr)
     print(f"decode: {embedder.decode_choice.mode} ({embedder.decode_choice.reason})", file=sys.stderr)
     summary = run_embed(embedder, job, items, engine=where)

@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bioclip_edge.runtime.cli.inference_options import add_model_threads_argument
+from bioclip_edge.runtime.text.recipes import RECIPES
+
 HELP = "build, import, subset and inspect label matrices (precomputed label embeddings)"
 DESCRIPTION = """Label matrices hold the text embeddings that zero-shot classification scores images against.
   labels build BUNDLE --from species.csv --out labels/kenya.npz      embed your own labels
@@ -12,7 +15,6 @@ DESCRIPTION = """Label matrices hold the text embeddings that zero-shot classifi
   labels subset tol.npz --where class=Aves --out birds.npz
   labels info tol.npz
 --out is written exactly as named; an existing file is kept unless --overwrite is given."""
-RECIPE_NAMES = ("plain", "photo", "tol", "openai")  # kept in step with runtime.recipes.RECIPES
 DTYPE_NAMES = ("fp32", "fp16", "int8")
 
 
@@ -24,13 +26,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     b.add_argument("--from", dest="source", type=Path, required=True,
                    help="labels: .csv/.tsv with kingdom..species, common_name (or a 'name' column), or a .txt list")
     _add_out(b)
-    b.add_argument("--recipe", choices=RECIPE_NAMES, default="plain",
+    b.add_argument("--recipe", choices=tuple(RECIPES), default="plain",
                    help="text recipe: plain name, 'a photo of {name}.', tol (TreeOfLife: ranks + common name, 80 templates), "
                         "openai (80 templates); default plain")
     b.add_argument("--dtype", choices=DTYPE_NAMES, default="fp16", help="stored matrix type (default fp16: half the size, same top-1)")
     b.add_argument("--precision", default="fp32", help="text tower variant to run (default fp32)")
     b.add_argument("--batch-size", type=int, default=256)
-    b.add_argument("--threads", type=int, default=None, help="onnxruntime intra-op threads (default: all cores)")
+    add_model_threads_argument(b, type=int)
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(run=run_build)
 
@@ -84,7 +86,7 @@ def run_build(args: argparse.Namespace) -> int:
     table = read_label_source(args.source)
     out = build_label_matrix(
         bundle, table, args.out, recipe=args.recipe, dtype=args.dtype, precision=args.precision,
-        options=SessionOptions(intra_op_threads=args.threads), batch_size=args.batch_size,
+        options=SessionOptions(model_threads=args.model_threads), batch_size=args.batch_size,
         progress=not args.no_progress, source=args.source.name, overwrite=args.overwrite,
     )
     weights = " (RANDOM weights: the embeddings carry no meaning)" if bundle.random_weights else ""

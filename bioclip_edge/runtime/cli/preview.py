@@ -8,6 +8,7 @@ ours or MegaDetector's, or an ``--out`` that is a file or a folder of other thin
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 from pathlib import Path
 
@@ -33,7 +34,7 @@ def add_preview_arguments(parser: argparse.ArgumentParser) -> None:
                         help="folder that relative image paths (--relative-paths) start from (default: the predictions file's folder)")
     parser.add_argument("--per-page", type=int, default=100, metavar="N", help="thumbnails per page (default 100)")
     parser.add_argument("--thumb-size", type=int, default=256, metavar="PX", help="thumbnail longest side in pixels (default 256)")
-    parser.add_argument("--thumb-threads", type=int, default=min(4, os.cpu_count() or 1), metavar="N",
+    parser.add_argument("--thumb-threads", type=int, default=None, metavar="N",
                         help="threads making thumbnails (default: min(4, CPUs))")
 
 
@@ -55,7 +56,9 @@ def preview_config(args: argparse.Namespace, predictions: str | os.PathLike, out
         raise OptionError(f"--thumb-size must be >= 16 and --per-page >= 1 (got {args.thumb_size} and {args.per_page})")
     if image_root is not None and not Path(image_root).is_dir():
         raise OptionError(f"--image-root {image_root}: not a folder; give the folder the output's relative image paths start from")
-    thumbs = ThumbConfig(size=args.thumb_size, threads=args.thumb_threads, progress=False if args.no_progress else None)
+    thumbs = ThumbConfig(size=args.thumb_size, progress=False if args.no_progress else None)
+    if args.thumb_threads is not None:  # else ThumbConfig's default, defined there once
+        thumbs = dataclasses.replace(thumbs, threads=args.thumb_threads)
     return PreviewConfig(predictions=Path(predictions), out=Path(out), image_root=Path(image_root) if image_root else None,
                          per_page=args.per_page, thumbs=thumbs)
 

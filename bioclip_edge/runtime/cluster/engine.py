@@ -27,8 +27,7 @@ from bioclip_edge.runtime.cluster.connect import ClusterError, ClusterInfo, conn
 from bioclip_edge.runtime.cluster.options import RayOptions
 from bioclip_edge.runtime.cluster.workers import RECORD, ClassifyWorker, EmbedWorker, WorkerSpec
 from bioclip_edge.runtime.images.discover import ImageItem
-
-Record = dict[str, Any]
+from bioclip_edge.runtime.jobs.records import Record, read_back
 
 
 class RayEngine:
@@ -60,7 +59,7 @@ class RayEngine:
     def classify(self, clf: Any, items: Sequence[ImageItem]) -> Iterator[Record]:
         """Records for whole images, as ``Classifier.iter_items`` gives them locally."""
         spec = self.worker_spec(clf.bundle, clf.embedder, clf.request, labels=self.ship_labels(clf), first=_first_path(items))
-        return self._records(_path_rows(items), ClassifyWorker, spec)
+        return self._records(_path_rows(items), ClassifyWorker, spec, boxes=False)
 
     def classify_boxes(self, clf: Any, detections: Any, root: Any, threshold: float, categories: Any,
                        skip: set[str]) -> Iterator[Record]:
@@ -69,16 +68,17 @@ class RayEngine:
                  "detection_categories": dict(detections.categories)}
         spec = self.worker_spec(clf.bundle, clf.embedder, clf.request, labels=self.ship_labels(clf), first=None, detections=boxes)
         rows = [{"entry": json.dumps(e, ensure_ascii=False)} for e in detections.images if e["file"] not in skip]
-        return self._records(rows, ClassifyWorker, spec)
+        return self._records(rows, ClassifyWorker, spec, boxes=True)
 
-    def _records(self, rows: list[dict[str, Any]], worker: type, spec: WorkerSpec) -> Iterator[Record]:
+    def _records(self, rows: list[dict[str, Any]], worker: type, spec: WorkerSpec, boxes: bool) -> Iterator[Record]:
+        """The workers' records (stored form: ``records.stored``), each once, with their kind back."""
         seen: set[str] = set()
         for batch in self._stream(rows, worker, spec):
             for text in batch[RECORD]:
                 record = json.loads(str(text))
                 if record["filepath"] not in seen:
                     seen.add(record["filepath"])
-                    yield record
+                    yield read_back(record, boxes)
 
     # --- embed --------------------------------------------------------------------------------
     def embed(self, embedder: Any, items: Sequence[ImageItem]) -> Iterator[tuple[str, np.ndarray | None, dict[str, Any], str | None]]:
@@ -105,7 +105,7 @@ class RayEngine:
         if self.options.cpus_per_actor is not None:  # several actors per node: each its share of the cores
             plan = dataclasses.replace(plan, model_threads=max(1, int(cpus)))
             request = dataclasses.replace(request, decode_threads=min(4, max(1, int(cpus))))
-        return WorkerSpec(bundle=str(bundle.root.absolute()), plan=plan.to_dict(), backend=embedder.backend,
+        return WorkerSpec(bundle=str(bundle.root.absolute()), plan=plan.to_dict(), provider=embedder.provider,
                           request=request, labels=labels, detections=detections, output=output)
 
     def ship_labels(self, clf: Any) -> Any:

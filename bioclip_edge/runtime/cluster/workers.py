@@ -7,8 +7,9 @@ same backend and arithmetic, e.g. bf16 needs AMX / AVX-512 BF16 on every node) a
 start otherwise, so one output never mixes precisions silently. Batches carry paths (or bytes);
 images are read on the worker, never sent through the driver.
 
-Workers return their results as columns: classify records as JSON text (exactly what the local
-engine yields, so the job's writers see no difference), embeddings as a float32 tensor column.
+Workers return their results as columns: classify records as JSON text (what the local engine
+yields, in the stored form every output holds, ``runtime.jobs.records.stored``: the driver gives
+them their kind back), embeddings as a float32 tensor column.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.images.discover import ImageItem
 from bioclip_edge.runtime.jobs.engines import LocalEngine
+from bioclip_edge.runtime.jobs.records import Record, stored
 
 RECORD = "record"  # classify: one JSON record per image
 
@@ -37,7 +39,7 @@ class WorkerSpec:
 
     bundle: str  # absolute path, the same on every node
     plan: dict[str, Any]  # InferencePlan.to_dict()
-    backend: str  # what the driver's session runs ("OpenVINO CPU (bfloat16)", ...): every worker must match
+    provider: str  # what the driver's session runs ("OpenVINO CPU (bfloat16)", ...): every worker must match
     request: Any  # ClassifyRequest (classify) or ImageRequest (embed)
     labels: Any = None  # classify: a label file path (memory-mapped on each node) or an ObjectRef to a LabelMatrix
     detections: dict[str, Any] | None = None  # classify boxes: root, threshold, categories, detection_categories
@@ -60,13 +62,13 @@ def _open_bundle(spec: WorkerSpec) -> tuple[Any, Any]:
     return Bundle.open(spec.bundle, defer_hashing=True), InferencePlan.from_dict(spec.plan)
 
 
-def _check_same_engine(spec: WorkerSpec, backend: str) -> None:
-    if backend != spec.backend:
+def _check_same_provider(spec: WorkerSpec, provider: str) -> None:
+    if provider != spec.provider:
         import socket
 
         raise WorkerPlanError(
-            f"node {socket.gethostname()} runs {spec.plan['variant']} on {backend}, but the driver runs it on "
-            f"{spec.backend}; one output must not mix arithmetic: pass --backend onnxruntime (or openvino-f32) "
+            f"node {socket.gethostname()} runs {spec.plan['variant']} on {provider}, but the driver runs it on "
+            f"{spec.provider}; one output must not mix arithmetic: pass --backend onnxruntime (or openvino-f32) "
             "so every node computes the same, or run on nodes of one kind")
 
 
@@ -90,7 +92,7 @@ class ClassifyWorker:
         bundle, plan = _open_bundle(spec)
         self.spec = spec
         self.clf = Classifier(bundle, _labels(spec, bundle), spec.request, plan=plan)
-        _check_same_engine(spec, self.clf.embedder.backend)
+        _check_same_provider(spec, self.clf.embedder.provider)
 
     def __call__(self, batch: dict[str, Any]) -> Any:
         records = list(self.records(batch))
@@ -98,15 +100,15 @@ class ClassifyWorker:
             from bioclip_edge.runtime.jobs.parquet_output import classify_table
 
             return classify_table(records)
-        return {RECORD: np.array([json.dumps(r, ensure_ascii=False) for r in records], dtype=object)}
+        return {RECORD: np.array([json.dumps(stored(r), ensure_ascii=False) for r in records], dtype=object)}
 
-    def records(self, batch: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    def records(self, batch: dict[str, Any]) -> Iterator[Record]:
         """The local engine's records for this batch: images and videos, or MegaDetector entries."""
         if self.spec.detections is None:
             return LocalEngine().classify(self.clf, items_from_batch(batch))
         return self._boxes([json.loads(str(e)) for e in batch["entry"]])
 
-    def _boxes(self, entries: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
+    def _boxes(self, entries: list[dict[str, Any]]) -> Iterator[Record]:
         from bioclip_edge.runtime.images.detections import DetectionsFile
 
         d = self.spec.detections or {}
@@ -124,7 +126,7 @@ class EmbedWorker:
         bundle, plan = _open_bundle(spec)
         self.spec = spec
         self.embedder = ImageEmbedder(bundle, spec.request, plan=plan)
-        _check_same_engine(spec, self.embedder.backend)
+        _check_same_provider(spec, self.embedder.provider)
 
     def __call__(self, batch: dict[str, Any]) -> Any:
         """The local engine's embeddings for this batch: one row per still and per sampled video frame."""

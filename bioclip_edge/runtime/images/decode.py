@@ -110,7 +110,7 @@ def load_image(path: str | os.PathLike | bytes, options: DecodeOptions = DecodeO
             raise ImageDecodeError(_os_reason(path, exc)) from None
         raise ImageDecodeError(f"truncated or corrupt image data ({exc})") from None
     except MemoryError:
-        raise ImageDecodeError("out of memory while decoding; lower --threads or --max-pixels") from None
+        raise ImageDecodeError("out of memory while decoding; lower --decode-threads or --max-pixels") from None
     except Exception as exc:  # noqa: BLE001  a bad file is data, never a crash (Pillow raises many types)
         raise ImageDecodeError(f"cannot decode image ({type(exc).__name__}: {exc})") from None
     return DecodedImage(image=rgb, width=full_size[0], height=full_size[1], exif=exif, scale=scale)

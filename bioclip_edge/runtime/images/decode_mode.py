@@ -8,9 +8,9 @@ the model, so the exporter measures it on the bundle (``Manifest.decode_check``)
 follows that measurement:
 
 * ``exact``: always full-size decoding (open_clip's preprocessing to float rounding);
-* ``draft``: drafted JPEGs whatever the bundle says (the old ``--fast-decode``);
+* ``draft``: drafted JPEGs whatever the bundle says (``--fast-decode`` is another spelling);
 * ``auto`` (default): draft when the bundle's decode check passed; exact when it failed, and for
-  bundles exported before the check existed (nothing proves draft is safe for them).
+  bundles without a decode check (nothing proves draft is safe for them).
 
 Other formats always decode exactly: Pillow's ``reduce`` before the resize was measured on
 4000x3000 frames and left out (README: decoding). MegaDetector crops follow ``crop_draft_size``.

@@ -1,6 +1,6 @@
-"""Pixels -> unit-length image embeddings with the bundle's vision tower (onnxruntime).
+"""Pixels -> unit-length image embeddings with the bundle's vision tower (onnxruntime or OpenVINO).
 
-One ``ImageEmbedder`` holds one onnxruntime session for one vision variant, and what follows from
+One ``ImageEmbedder`` holds one inference session for one vision variant, and what follows from
 the user's ``ImageRequest`` for images: the transform, the decode options (``decode_choice``:
 exact or draft, and why) and the ``Flow``, each derived once here. ``embed`` runs any number of images in the flow's model calls and
 L2-normalises the result itself: the exported graphs already normalise, but doing it here costs
@@ -59,10 +59,20 @@ class ImageEmbedder:
         self.plan = plan or make_plan(bundle, "vision", request.precision, request.session, variant_name=variant)
         self.variant = bundle.variant("vision", name=self.plan.variant)
         self._session = open_session(self.plan, bundle)
-        self.backend = self._session.get_providers()[0]  # what actually runs, e.g. "OpenVINO CPU (bfloat16)"
+        self.provider = self._session.get_providers()[0]  # what actually runs, e.g. "OpenVINO CPU (bfloat16)"
         first = self._session.get_inputs()[0]
         self._input_name = self.variant.input_name or first.name
         self._input_dtype = np.float16 if first.type == "tensor(float16)" else np.float32
+
+    @property
+    def backend(self) -> str:
+        """``provider`` under the name outputs write it as (their ``"backend"`` field); new code reads
+        ``provider``, since *backend* names what the plan chose (``plan.backend``: onnxruntime, openvino)."""
+        return self.provider
+
+    @backend.setter
+    def backend(self, value: str) -> None:
+        self.provider = value
 
     @property
     def image_size(self) -> tuple[int, int]:
@@ -98,7 +108,7 @@ class ImageEmbedder:
 
 def iter_embeddings(embedder: ImageEmbedder, items: Iterable[ImageItem]) -> Iterator[tuple[Prepared, Any]]:
     """Embed whole image files: yields ``(Prepared, vector [dim] | None)`` in input order, decoding
-    ahead in the embedder's plan while the model runs; unreadable files come with ``failure`` set."""
+    ahead in the embedder's flow while the model runs; unreadable files come with ``failure`` set."""
     prepare = whole_image_preparer(embedder.transform, embedder.decode)
     for prepared, vectors in embedded(items, prepare, embedder.embed, embedder.flow):
         prepared.pixels = None

@@ -20,7 +20,7 @@ import os
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator, TypedDict
 
 import numpy as np
 
@@ -31,12 +31,27 @@ from bioclip_edge.runtime.images.request import ImageRequest
 log = logging.getLogger(__name__)
 
 
+class MediaInfo(TypedDict, total=False):
+    """What a prepared input carries besides its pixels: the fields its record takes (``runtime.jobs.records``)."""
+
+    datetime: str  # EXIF (``decode.read_exif``)
+    make: str
+    model: str
+    serial: str
+    width: int  # the upright picture's full size
+    height: int
+    frame_rate: float  # a video (``media.video_info``)
+    frames_processed: list[int]  # its sampled frames' numbers, one row of pixels each
+    note: str  # a damaged video that kept some frames, or boxes in frames a video lacks
+    targets: list[int]  # MegaDetector crops: the boxes (indices into the entry's detections) the pixels hold, in order
+
+
 @dataclass
 class Prepared:
     item: ImageItem
     pixels: np.ndarray | None = None  # [n, 3, H, W]; n = 1 for a whole image, #crops otherwise
     failure: str | None = None
-    info: dict[str, Any] = field(default_factory=dict)  # exif fields, size, anything the caller needs
+    info: MediaInfo = field(default_factory=MediaInfo)
 
 
 def default_threads() -> int:

@@ -3,9 +3,9 @@
 The command line builds it once from its arguments (``runtime.cli.options``), the Python API from
 keyword arguments; after that it is passed down unchanged: the embedder, the classifier and the
 jobs read the fields they need from it. What *follows* from it is derived once, by its owner:
-the engine choice by ``runtime.inference`` (from ``precision`` and ``session``), the transform and
+the inference plan by ``runtime.inference`` (from ``precision`` and ``session``), the transform and
 the decode options by ``ImageEmbedder`` (it knows the model's input size and the bundle's decode
-check, which ``decode`` needs), the batch plan by ``runtime.images.pipeline.Flow``. So no
+check, which ``decode`` needs), the flow (batches, decode threads) by ``runtime.images.pipeline.Flow``. So no
 layer re-wraps options, and a new option is one field here plus the one place that uses it.
 """
 
@@ -27,13 +27,13 @@ class ImageRequest:
     decode_threads: int | None = None  # None: Flow's default; 0: decode inline
     max_pixels: int | None = None  # decompression-bomb guard; None: decode.DEFAULT_MAX_PIXELS
     decode: str = "auto"  # auto | exact | draft: JPEG draft decoding, see runtime.images.decode_mode
-    fast_decode: bool = False  # deprecated (--fast-decode): True is decode="draft"
+    fast_decode: bool = False  # --fast-decode, another spelling of decode="draft" that scripts still pass
     session: SessionOptions = SessionOptions(backend="auto")  # as the CLI: see runtime.inference.selection
     frame_interval: float = 1.0  # videos: one frame every this many seconds (runtime.images.video)
     max_frames: int = 100  # videos: at most this many sampled frames each (bounds memory per video)
 
     def __post_init__(self) -> None:
-        if self.fast_decode and self.decode == "auto":  # the deprecated spelling, kept for one release
+        if self.fast_decode and self.decode == "auto":
             object.__setattr__(self, "decode", "draft")
         self.check()
 
@@ -42,7 +42,7 @@ class ImageRequest:
         if self.batch_size < 1:
             raise OptionError(f"--batch-size must be at least 1 (got {self.batch_size})")
         if self.decode_threads is not None and self.decode_threads < 0:
-            raise OptionError(f"--threads must be 0 or more (got {self.decode_threads})")
+            raise OptionError(f"--decode-threads must be 0 or more (got {self.decode_threads})")
         if self.decode not in DECODE_MODES:
             raise OptionError(f"--decode {self.decode!r}: choose one of {', '.join(DECODE_MODES)}")
         if self.fast_decode and self.decode != "draft":

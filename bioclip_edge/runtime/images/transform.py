@@ -6,7 +6,7 @@ torchvision's ``antialias`` flag changes nothing there), ``CenterCrop`` crops at
 ``int(round((size - crop) / 2))`` after zero-padding images smaller than the crop, ``ToTensor``
 divides uint8 by 255 in float32 and ``Normalize`` subtracts the mean and divides by the std. We
 do the same operations in the same order on the same Pillow, so the output matches open_clip to
-float rounding (tests/test_preprocess.py holds it to 1e-5 per pixel on real photos).
+float rounding (tests/runtime/images/test_preprocess.py holds it to 1e-5 per pixel on real photos).
 
 Three resize modes, as in open_clip:
 
@@ -132,8 +132,8 @@ class ImageTransform:
 _TABLES: dict[tuple, np.ndarray] = {}  # (mean, std) -> [3, 256] table; a few bytes each, shared by threads
 
 # Draft decoding keeps the decoded JPEG at least this many times the model's input side (see
-# ``ImageTransform.draft_size``); measured on 1920x1080 photos (tests/test_fast_decode.py) and held
-# per bundle by the export's decode check (export/decode_check.py).
+# ``ImageTransform.draft_size``); measured on 1920x1080 photos (tests/runtime/images/test_decode.py)
+# and held per bundle by the export's decode check (export/decode_check.py).
 FAST_DECODE_MARGIN = 2
 
 

@@ -1,1 +1,1 @@
-"""The bundle and its engines: manifest, bundle checks, engine plans (plan, selection), the session factory, backends, caches. Imports only the standard library, numpy, onnxruntime/OpenVINO and ``bioclip_edge.errors``."""
+"""The bundle and the inference backends: manifest, bundle checks, inference plans (plan, selection), the session factory, backends, caches. Imports only the standard library, numpy, onnxruntime/OpenVINO and ``bioclip_edge.errors``."""

@@ -109,7 +109,7 @@ _OV_TYPES = {"f32": "tensor(float)", "f16": "tensor(float16)", "i32": "tensor(in
 class OpenVinoSession:
     """An OpenVINO compiled model with the slice of onnxruntime's InferenceSession API we use."""
 
-    def __init__(self, path: str | Path, exact_fp32: bool = False, threads: int | None = None,
+    def __init__(self, path: str | Path, exact_fp32: bool = False, model_threads: int | None = None,
                  static_shape: tuple[int, ...] | None = None, int8: bool = False):
         """``static_shape``: fix the input shape before compiling (benchmarks that time one shape);
         the runtime leaves the batch dynamic so any batch runs without a recompile. ``int8``: the
@@ -121,13 +121,13 @@ class OpenVinoSession:
         config: dict[str, Any] = {"PERFORMANCE_HINT": "LATENCY"}
         if exact_fp32:
             config["INFERENCE_PRECISION_HINT"] = "f32"
-        if threads:
-            config["INFERENCE_NUM_THREADS"] = int(threads)
+        if model_threads:
+            config["INFERENCE_NUM_THREADS"] = int(model_threads)
         cache = cache_dir("openvino")
         if cache is not None:  # compiled blobs: the next run starts ~0.6 s sooner (ViT-B/16 int8)
             # One folder per compile configuration: OpenVINO 2026.4 names the blob by the model
-            # alone, so a blob compiled with INFERENCE_PRECISION_HINT=f32 was loaded for the
-            # default (bf16) configuration and returned NaNs (tests/test_backends.py caught it).
+            # alone, so a blob compiled with INFERENCE_PRECISION_HINT=f32 would be loaded for the
+            # default (bf16) configuration and return NaNs (tests/runtime/inference/test_cache.py).
             setting = ",".join(f"{k}={v}" for k, v in sorted(config.items()))
             folder = cache / hashlib.sha256(setting.encode()).hexdigest()[:12]
             core.set_property({"CACHE_DIR": str(folder)})

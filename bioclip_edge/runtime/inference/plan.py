@@ -1,10 +1,10 @@
-"""What runs where, decided once: the engine request a user makes and the plan made from it.
+"""What runs where, decided once: the inference request a user makes and the plan made from it.
 
-Why a plan: the choice "which graph on which engine, and why" used to be made again at each
-layer (selection, then the session maker, then each benchmark its own way). Now one function
-(``selection.make_plan``) makes an ``InferencePlan`` and one factory (``session.open_session``)
-builds the session from it, hash checks included. A plan is plain data: it goes into outputs
-and, as ``to_dict()`` JSON, to another process, which rebuilds the same session from it.
+Why a plan: the choice "which graph on which backend, and why" is made in one place
+(``selection.make_plan``), so the embedder, the text encoder, export's checks and every
+benchmark run what the same request would run; one factory (``session.open_session``) builds the
+session from the plan, hash checks included. A plan is plain data: it goes into outputs and, as
+``to_dict()`` JSON, to another process, which rebuilds the same session from it.
 
 Precision vocabulary (one meaning per word):
 
@@ -41,10 +41,10 @@ PROFILE_ALIASES = {"bf16": ("fp32", "openvino")}  # profiling label -> (variant 
 
 @dataclass(frozen=True)
 class SessionOptions:
-    """The engine request a user makes (``--backend``, ``--providers``, ``--model-threads``)."""
+    """The inference request a user makes (``--backend``, ``--providers``, ``--model-threads``)."""
 
     providers: tuple[str, ...] = ("cpu",)
-    intra_op_threads: int | None = None  # None: onnxruntime's default (all physical cores)
+    model_threads: int | None = None  # intra-op threads; None: the backend's default (all physical cores)
     inter_op_threads: int | None = 1
     optimization: str = "all"  # disable | basic | extended | all
     backend: str = "onnxruntime"  # onnxruntime | openvino | openvino-f32 | auto

@@ -200,7 +200,7 @@ def plan_for(variant: Variant, backend: str, reason: str, options: SessionOption
     return InferencePlan(
         tower=variant.tower, variant=variant.name, file=variant.file, sha256=variant.sha256,
         precision=variant_precision(variant), backend=backend, compute=compute_for(variant, backend, caps),
-        reason=reason, providers=tuple(options.providers), model_threads=options.intra_op_threads,
+        reason=reason, providers=tuple(options.providers), model_threads=options.model_threads,
         inter_op_threads=options.inter_op_threads, optimization=options.optimization, static_shape=static_shape,
         input_name=variant.input_name)
 
@@ -217,7 +217,7 @@ def plan_file(path: str | os.PathLike, options: SessionOptions = SessionOptions(
     return InferencePlan(
         tower=variant.tower if variant else "", variant=variant.name if variant else "", file=str(Path(path).absolute()),
         sha256=sha256, precision=variant_precision(variant) if variant else "fp32", backend=choice.backend,
-        compute=compute, reason=choice.reason, providers=tuple(options.providers), model_threads=options.intra_op_threads,
+        compute=compute, reason=choice.reason, providers=tuple(options.providers), model_threads=options.model_threads,
         inter_op_threads=options.inter_op_threads, optimization=options.optimization, static_shape=static_shape,
         input_name=variant.input_name if variant else None)
 

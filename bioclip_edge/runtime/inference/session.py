@@ -22,10 +22,8 @@ from bioclip_edge.runtime.inference.bundle import Bundle, BundleError, sha256_fi
 from bioclip_edge.runtime.inference.manifest import Variant
 from bioclip_edge.runtime.inference.plan import BACKEND_CHOICES, PRECISION_CHOICES, InferencePlan, SessionOptions
 from bioclip_edge.runtime.inference.selection import plan_file
-from bioclip_edge.runtime.inference.session_args import add_session_arguments, session_options_from  # noqa: F401 (re-exported)
 
-__all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "SessionOptions", "add_session_arguments", "make_session",
-           "open_session", "resolve_providers", "session_options_from"]
+__all__ = ["BACKEND_CHOICES", "PRECISION_CHOICES", "SessionOptions", "make_session", "open_session", "resolve_providers"]
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +65,7 @@ def open_session(plan: InferencePlan, bundle: Bundle | None = None):
     """
     path = _checked_path(plan, bundle)
     if plan.backend.startswith("openvino"):
-        return OpenVinoSession(path, exact_fp32=plan.backend == "openvino-f32", threads=plan.model_threads,
+        return OpenVinoSession(path, exact_fp32=plan.backend == "openvino-f32", model_threads=plan.model_threads,
                                static_shape=plan.static_shape, int8=plan.quantized)
     return _onnxruntime_session(path, plan)
 

@@ -1,7 +1,7 @@
 """One human-readable rendering of a bundle: header, the parity table per variant, the verdict.
 
 ``bioclip-edge export`` prints it after writing a bundle, ``verify`` prints its table, and
-``bioclip-edge info`` prints it with the engine this machine would choose: one renderer, so the
+``bioclip-edge info`` prints it with the plan this machine would make: one renderer, so the
 three never disagree about what a bundle holds.
 """
 

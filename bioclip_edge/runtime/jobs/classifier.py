@@ -1,4 +1,4 @@
-"""Zero-shot classification of images (or of MegaDetector's boxes) against a label matrix.
+"""Zero-shot classification of images (or of MegaDetector's boxes) against a label set.
 
 The Python API, in a few lines::
 
@@ -12,12 +12,16 @@ The Python API, in a few lines::
 Results follow SpeciesNet's shape: one dict per image with ``filepath``, ``predictions`` (top-k,
 best first: label, score, index into the label matrix) and ``failures`` (reasons; empty when
 the image was read), plus the EXIF ``datetime``/``make``/``model`` and the upright ``width`` and
-``height`` when known. An unreadable image is a result with a failure, never an exception.
-A video (``runtime.images.video``) is one result: ``frame_rate``, ``frames_processed``, ``frames``
-(each sampled frame's number and top-k) and, as ``predictions``, the roll-up over its frames
-(``runtime.jobs.rollup``); a damaged one that kept some frames says so in ``note``.
-Everything that can be wrong with the bundle or the labels is raised from ``__init__``, before
-any image is read.
+``height`` when known, and its ``kind`` (``runtime.jobs.records`` describes every field). An
+unreadable image is a result with a failure, never an exception. A video is one result:
+``frame_rate``, ``frames_processed``, ``frames`` (each sampled frame's number and top-k) and, as
+``predictions``, the roll-up over its frames (``runtime.jobs.rollup``); a damaged one that kept some
+frames says so in ``note``. Everything that can be wrong with the bundle or the labels is raised
+from ``__init__``, before any image is read.
+
+A ``Classifier`` loads (the vision graph and the labels, side by side) and holds what a run needs;
+the records are made by ``jobs.media_records`` (whole images and videos) and ``jobs.box_records``
+(MegaDetector's boxes), the label side is ``jobs.top_labels``.
 """
 
 from __future__ import annotations
@@ -32,22 +36,18 @@ from typing import Any, Iterable, Iterator
 
 import numpy as np
 
+from bioclip_edge.errors import OptionError
+from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile
+from bioclip_edge.runtime.images.discover import ImageItem, discover
+from bioclip_edge.runtime.images.embedder import ImageEmbedder
+from bioclip_edge.runtime.images.media import request_sampling
+from bioclip_edge.runtime.images.request import ImageRequest
 from bioclip_edge.runtime.inference.bundle import Bundle
 from bioclip_edge.runtime.inference.plan import InferencePlan
-from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile, crop_box
-from bioclip_edge.errors import OptionError
-from bioclip_edge.runtime.images.embedder import ImageEmbedder
-from bioclip_edge.runtime.images.decode import load_image
-from bioclip_edge.runtime.images.discover import ImageItem, discover
-from bioclip_edge.runtime.images.request import ImageRequest
-from bioclip_edge.runtime.labels.digest import label_matrix_sha256
-from bioclip_edge.runtime.labels.spec import resolve_labels
-from bioclip_edge.runtime.images.pipeline import Prepared, embedded, whole_image_preparer
-from bioclip_edge.runtime.images.discover import is_video_name
-from bioclip_edge.runtime.images.media import frame_cost, media_preparer, video_crops, video_preparer
-from bioclip_edge.runtime.images.video import VideoSampling
-from bioclip_edge.runtime.jobs.rollup import mean_topk
-from bioclip_edge.runtime.jobs.scoring_window import NO_VECTORS, Waiting, scored_in_windows
+from bioclip_edge.runtime.jobs.box_records import box_items, box_records
+from bioclip_edge.runtime.jobs.media_records import media_records
+from bioclip_edge.runtime.jobs.records import BoxesRecord, Predictions, Record
+from bioclip_edge.runtime.jobs.top_labels import TopLabels
 
 
 @dataclass(frozen=True)
@@ -62,6 +62,28 @@ class ClassifyRequest(ImageRequest):
         super().check()
         if self.top_k < 1:
             raise OptionError(f"--top-k must be at least 1 (got {self.top_k})")
+
+
+@dataclass(frozen=True)
+class ClassifierDescription:
+    """What a classifier runs, for the command line and the outputs' info blocks (``to_dict``)."""
+
+    model: str
+    architecture: str
+    variant: str
+    precision: str
+    provider: str  # what the session reports running, e.g. "OpenVINO CPU (bfloat16)"
+    chosen_because: str  # why this graph and backend (the plan's reason)
+    decode_chosen_because: str
+    labels: int
+    top_k: int
+    random_weights: bool
+    bioclip_edge_version: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """As the info blocks write it: the provider under its written key, ``backend``."""
+        fields = dataclasses.asdict(self)
+        return {("backend" if key == "provider" else key): value for key, value in fields.items()}
 
 
 class Classifier:
@@ -81,187 +103,63 @@ class Classifier:
         # labels are embedded on the text graph: a run's first prediction comes that much sooner.
         with ThreadPoolExecutor(1, thread_name_prefix="vision-open") as pool:
             embedder = pool.submit(ImageEmbedder, self.bundle, request, plan=plan)
-            self.labels = resolve_labels(self.bundle, labels, request.recipe, request.label_cache_dir)
+            self.top = TopLabels.resolve(self.bundle, labels, request.top_k, request.recipe, request.label_cache_dir)
             self.embedder = embedder.result()
+        self.labels = self.top.matrix
+        self.names = self.top.names
+        self.top_k = self.top.k
         self.transform = self.embedder.transform
-        self.names: list[str] = list(self.labels.names)
-        self.top_k = min(request.top_k, len(self.names))
-        self.sampling = VideoSampling(request.frame_interval, request.max_frames)
-        self.score_window = self.labels.scoring_window  # vectors per topk call (``jobs.scoring_window``)
+        self.sampling = request_sampling(request)
+        self.score_window = self.top.scoring_window  # vectors per topk call (``jobs.scoring_window``)
 
-    # --- whole images -------------------------------------------------------------------
-    def predict(self, inputs: Iterable[str | os.PathLike], relative: bool = False) -> list[dict[str, Any]]:
+    # --- whole images and videos ------------------------------------------------------------
+    def predict(self, inputs: Iterable[str | os.PathLike], relative: bool = False) -> list[Record]:
         return list(self.iter_predict(inputs, relative=relative))
 
-    def iter_predict(self, inputs: Iterable[str | os.PathLike], relative: bool = False, skip: Iterable[str] = ()) -> Iterator[dict[str, Any]]:
+    def iter_predict(self, inputs: Iterable[str | os.PathLike], relative: bool = False, skip: Iterable[str] = ()) -> Iterator[Record]:
         """Stream results in input order; ``skip`` holds filepaths already done (resume)."""
         if isinstance(inputs, (str, os.PathLike)):
             inputs = [inputs]  # one folder or file, not a string of characters
         done = set(skip)
-        items = [item for item in discover(inputs, relative=relative) if item.filepath not in done]
-        return self.iter_items(items)
+        return self.iter_items([item for item in discover(inputs, relative=relative) if item.filepath not in done])
 
-    def iter_items(self, items: Iterable[ImageItem]) -> Iterator[dict[str, Any]]:
+    def iter_items(self, items: Iterable[ImageItem]) -> Iterator[Record]:
         """Records in input order, scored ``score_window`` vectors at a time (``jobs.scoring_window``)."""
-        prepare = media_preparer(whole_image_preparer(self.transform, self.embedder.decode),
-                                 video_preparer(self.transform, self.sampling))
-        stream = embedded(items, prepare, self.embedder.embed, self.embedder.flow, frame_cost(self.sampling))
-        waiting = (self._waiting_item(prepared, vectors) for prepared, vectors in stream)
-        yield from scored_in_windows(waiting, self.top_predictions, self.score_window)
-
-    def _waiting_item(self, prepared: Prepared, vectors: Any) -> Waiting:
-        """A still's or a video's record, finished once its vectors are scored."""
-        video = is_video_name(prepared.item.path)
-        numbers = prepared.info.get("frames_processed", [])
-        record = _base_record(prepared)
-        if video and vectors is None:  # MegaDetector's convention for a failed video
-            record.update({"frame_rate": -1.0, "frames_processed": []})
-        if vectors is None:
-            return Waiting(NO_VECTORS, lambda _: _order(record))
-        if video:
-            return Waiting(vectors, lambda found: _order({**record, **self._video_fields(numbers, found)}))
-        return Waiting(vectors, lambda found: _order({**record, "predictions": found[0] if found else []}))
-
-    def _video_fields(self, numbers: list[int], found: list[list[dict[str, Any]]]) -> dict[str, Any]:
-        """A video's frames (number + top-k each) and its roll-up (``jobs.rollup``)."""
-        frames = [{"frame_number": n, "predictions": p} for n, p in zip(numbers, found)]
-        return {"predictions": mean_topk((f["predictions"] for f in frames), self.top_k), "frames": frames}
+        return media_records(items, self.embedder, self.top_predictions, self.score_window, self.top_k)
 
     # --- MegaDetector boxes ---------------------------------------------------------------
-    def iter_detections(
-        self,
-        detections: DetectionsFile,
-        image_root: str | os.PathLike,
-        threshold: float = DEFAULT_THRESHOLD,
-        categories: tuple[str, ...] | None = DEFAULT_CATEGORIES,
-        skip: Iterable[str] = (),
-    ) -> Iterator[dict[str, Any]]:
+    def iter_detections(self, detections: DetectionsFile, image_root: str | os.PathLike, threshold: float = DEFAULT_THRESHOLD,
+                        categories: tuple[str, ...] | None = DEFAULT_CATEGORIES, skip: Iterable[str] = ()) -> Iterator[BoxesRecord]:
         """Classify each detection of ``categories`` with conf >= threshold; one record per image,
-        in the file's order, carrying every detection (classified ones get ``predictions``).
-        With draft decoding on, a still frame is drafted only as far as its smallest crop keeps the
-        whole-image margin, else decoded exactly (``ImageEmbedder.crop_options``); video frames exactly."""
-        done, wanted = set(skip), detections.category_ids(categories)
-        entries: dict[int, tuple[dict[str, Any], list[int]]] = {}
-        items = []
-        for entry in detections.images:
-            if entry["file"] not in done:
-                item = _detection_item(entry, Path(image_root))
-                entries[id(item)] = (entry, _targets(entry, wanted, threshold))
-                items.append(item)
+        in the file's order, carrying every detection (classified ones get ``predictions``)."""
+        items = box_items(detections, Path(image_root), categories, threshold, skip)
+        return box_records(items, self.embedder, self.top_predictions, self.score_window)
 
-        def prepare(item: ImageItem) -> Prepared:
-            return self._prepare_crops(item, *entries[id(item)])
+    # --- what runs ------------------------------------------------------------------------
+    def top_predictions(self, vectors: np.ndarray) -> list[Predictions]:
+        return self.top.predictions(vectors)
 
-        def waiting() -> Iterator[Waiting]:
-            for prepared, vectors in embedded(items, prepare, self.embedder.embed, self.embedder.flow):
-                entry, targets = entries.pop(id(prepared.item))
-                yield self._waiting_boxes(prepared, vectors, entry, targets)
-
-        yield from scored_in_windows(waiting(), self.top_predictions, self.score_window)
-
-    def _prepare_crops(self, item: ImageItem, entry: dict[str, Any], targets: list[int]) -> Prepared:
-        if not targets:  # nothing to classify: no need to decode the image
-            return Prepared(item, pixels=np.zeros((0, 3, *self.transform.size), np.float32), info={"targets": []})
-        if is_video_name(item.path):
-            return video_crops(item, entry["detections"], targets, self.transform)
-        decoded = load_image(item.path, self.embedder.crop_options(item.path, [entry["detections"][i]["bbox"] for i in targets]))
-        crops = []
-        for index in targets:
-            box = crop_box(decoded.image.width, decoded.image.height, entry["detections"][index]["bbox"])
-            crops.append(self.transform(decoded.image.crop(box)))
-        info = {**decoded.exif, "width": decoded.width, "height": decoded.height, "targets": targets}
-        return Prepared(item, pixels=np.stack(crops), info=info)
-
-    def _waiting_boxes(self, prepared: Prepared, vectors: Any, entry: dict[str, Any], targets: list[int]) -> Waiting:
-        """An image's record with every detection; the classified boxes get their top-k once scored."""
-        targets = prepared.info.get("targets", targets)  # a video's boxes in frames it lacks are left out
-        record = _base_record(prepared)
-        record.pop("predictions", None)
-        dets = [dict(d) for d in entry.get("detections") or []]
-        record["detections"] = dets if entry.get("detections") is not None else None
-        record["extra"] = {k: v for k, v in entry.items() if k not in ("file", "detections", "failure")}
-        if entry.get("failure"):  # MegaDetector could not read it either: keep its reason as is
-            record["md_failure"] = str(entry["failure"])
-
-        def finish(found: list[list[dict[str, Any]]]) -> dict[str, Any]:
-            for index, predictions in zip(targets, found):
-                dets[index]["predictions"] = predictions
-            return _order(record)
-
-        return Waiting(vectors if vectors is not None and len(targets) else NO_VECTORS, finish)
-
-    # --- shared ---------------------------------------------------------------------------
-    def top_predictions(self, vectors: np.ndarray) -> list[list[dict[str, Any]]]:
-        indices, probs = self.labels.topk(vectors, self.top_k)
-        return [
-            [{"label": self.names[int(i)], "score": float(p), "index": int(i)} for i, p in zip(row_i, row_p)]
-            for row_i, row_p in zip(np.asarray(indices), np.asarray(probs))
-        ]
-
-    @cached_property
+    @property
     def labels_sha256(self) -> str:
-        """sha256 of the label embeddings (not just their names): what ``--resume`` compares,
-        so a run never extends an output made with other vectors (another ``--recipe``)."""
-        return label_matrix_sha256(self.labels, self.names)
+        return self.top.sha256
 
     def category_descriptions(self) -> Any:
-        """MegaDetector ``classification_category_descriptions``, one per label: the taxonomy
-        string MegaDetector's and SpeciesNet's tools parse, or the label text (``LabelMatrix``)."""
-        return self.labels.category_descriptions()
+        return self.top.category_descriptions()
 
-    def describe(self) -> dict[str, Any]:
-        """Facts about this classifier for output files' info blocks."""
+    @property
+    def draft_size(self) -> tuple[int, int] | None:
+        """The draft size whole images are decoded with (None: exact); MegaDetector crops draft
+        under the crop rule (``ImageEmbedder.crop_options``), so the decoding mode is the same."""
+        return self.embedder.decode.draft_size
+
+    @cached_property
+    def description(self) -> ClassifierDescription:
         from bioclip_edge import __version__
 
         model = self.bundle.manifest.model
-        return {
-            "model": model.id,
-            "architecture": model.architecture,
-            "variant": self.embedder.variant.name,
-            "precision": self.embedder.variant.precision,
-            "backend": self.embedder.backend,
-            "chosen_because": self.embedder.plan.reason,
-            "decode_chosen_because": self.embedder.decode_choice.reason,
-            "labels": len(self.names),
-            "top_k": self.top_k,
-            "random_weights": bool(model.source.random_weights),
-            "bioclip_edge_version": __version__,
-        }
-
-    def decode_draft(self, detections: bool) -> tuple[int, int] | None:
-        """The draft size a run decodes whole images with (None: exact); with ``detections`` crops
-        draft under the crop rule (``ImageEmbedder.crop_options``), so the mode is the same."""
-        return self.embedder.decode.draft_size
-
-
-def _detection_item(entry: dict[str, Any], root: Path) -> ImageItem:
-    path = Path(entry["file"]) if os.path.isabs(entry["file"]) else root / entry["file"]
-    problem = f"megadetector: {entry['failure']}" if entry.get("failure") else None
-    return ImageItem(path, entry["file"], problem)
-
-
-def _targets(entry: dict[str, Any], wanted: set[str], threshold: float) -> list[int]:
-    return [
-        i
-        for i, det in enumerate(entry.get("detections") or [])
-        if str(det.get("category")) in wanted and float(det.get("conf", 0.0)) >= threshold
-    ]
-
-
-def _base_record(prepared: Prepared) -> dict[str, Any]:
-    record: dict[str, Any] = {"filepath": prepared.item.filepath, "predictions": [], "failures": []}
-    if prepared.failure:
-        record["failures"] = [prepared.failure]
-    for key in ("datetime", "make", "model", "serial", "width", "height", "frame_rate", "frames_processed", "note"):
-        if key in prepared.info:
-            record[key] = prepared.info[key]
-    prepared.pixels = None  # free the pixels as soon as they are used
-    return record
-
-
-_ORDER = ("filepath", "predictions", "detections", "failures", "datetime", "make", "model", "serial", "width", "height",
-          "frame_rate", "frames_processed", "frames", "note", "extra", "md_failure")
-
-
-def _order(record: dict[str, Any]) -> dict[str, Any]:
-    return {k: record[k] for k in _ORDER if k in record}
+        return ClassifierDescription(
+            model=model.id, architecture=model.architecture, variant=self.embedder.variant.name,
+            precision=self.embedder.variant.precision, provider=self.embedder.provider,
+            chosen_because=self.embedder.plan.reason, decode_chosen_because=self.embedder.decode_choice.reason,
+            labels=len(self.names), top_k=self.top_k, random_weights=bool(model.source.random_weights),
+            bioclip_edge_version=__version__)

@@ -13,8 +13,8 @@ from typing import Any, Iterator, Protocol, Sequence
 import numpy as np
 
 from bioclip_edge.runtime.images.discover import ImageItem
+from bioclip_edge.runtime.jobs.records import Record
 
-Record = dict[str, Any]
 Embedding = tuple[str, "np.ndarray | None", dict[str, Any], "str | None"]  # filepath, vector, info, failure
 
 

@@ -1,14 +1,14 @@
 """What decides a run's results, so that ``--resume`` never mixes two classifiers' answers.
 
 A *run fingerprint* is a flat dict of everything that decides what a run writes for an image:
-the model, the vision graph (name and sha256) and the backend that runs it (OpenVINO bf16 and
-onnxruntime fp32 differ slightly on the same graph), a sha256 of the label *embeddings*
+the model, the vision graph (name and sha256) and the provider that runs it (OpenVINO bf16 and
+onnxruntime fp32 differ slightly on the same graph; written under the key ``backend``), a sha256 of the label *embeddings*
 (``label_digest``: the matrix, its scales, names and logit scale; the same names embedded with
 another ``--recipe`` differ here), the label count and recipe, the top-k, the mode (whole images
 or ``--detections``) with its threshold and categories, ``--relative-paths`` (the filepath is the
-key a resumed run skips by) and the decoding (``exact``, or ``fast`` for draft JPEG decoding:
-``--decode draft``, or ``auto`` on a bundle whose decode check passed; the word predates
-``--decode``, so outputs of ``--fast-decode`` stay resumable).
+key a resumed run skips by) and the decoding (``exact``, or ``draft``: ``--decode draft``, or
+``auto`` on a bundle whose decode check passed; written as ``fast``, ``DRAFT_WRITTEN``, the value
+every existing output holds, so that they stay resumable).
 
 Where it is stored:
 
@@ -32,6 +32,7 @@ import json
 from typing import Any
 
 from bioclip_edge.errors import ResumeMismatchError
+from bioclip_edge.runtime.images.video import VideoSampling
 
 FINGERPRINT_VERSION = 2
 VERSION_KEY = "fingerprint_version"
@@ -41,7 +42,7 @@ FIELDS: dict[str, str] = {
     "model": "model",
     "variant": "vision graph",
     "variant_sha256": "vision graph sha256",
-    "backend": "backend (--backend / --precision)",
+    "backend": "provider (what --backend / --precision run)",  # PROVIDER_KEY
     "labels_sha256": "label embeddings sha256",
     "labels": "number of labels",
     "recipe": "label recipe (--recipe)",
@@ -56,6 +57,8 @@ FIELDS: dict[str, str] = {
 # Fields recorded only when they differ from the default: a run that does not use them has the same
 # fingerprint and token as before they existed, so its outputs stay resumable (append only, at the end).
 OPTIONAL_FIELDS = ("video_sampling",)
+PROVIDER_KEY = "backend"  # the provider string, e.g. "OpenVINO CPU (bfloat16)", under the key outputs have always had
+DRAFT_WRITTEN = "fast"  # draft decoding, as every existing fingerprint writes it: a resumed run must match it
 DESCRIPTIONS = {**FIELDS, "dtype": "--dtype"}  # embed's fingerprint adds the stored dtype
 REMEDY = "use the same bundle, labels and options to continue, or pass --overwrite to start over"
 
@@ -71,6 +74,11 @@ def decode_description(draft_size: Any, detections: bool = False) -> str:
             f"then the exact resize; not bit-identical to open_clip; other formats exact{crops}")
 
 
+def decode_field(draft_size: Any) -> str:
+    """The fingerprint's decoding: exact, or draft (written ``DRAFT_WRITTEN``)."""
+    return "exact" if draft_size is None else DRAFT_WRITTEN
+
+
 def classify_fingerprint(clf: Any, *, detections: bool, threshold: float | None, categories: tuple[str, ...] | None,
                          relative_paths: bool) -> dict[str, Any]:
     """The fingerprint of a ``Classifier`` run (see the module docstring for what and why)."""
@@ -79,7 +87,7 @@ def classify_fingerprint(clf: Any, *, detections: bool, threshold: float | None,
         "model": clf.bundle.manifest.model.id,
         "variant": clf.embedder.variant.name,
         "variant_sha256": clf.embedder.variant.sha256,
-        "backend": clf.embedder.backend,
+        PROVIDER_KEY: clf.embedder.provider,
         "labels_sha256": clf.labels_sha256,
         "labels": len(clf.names),
         "recipe": clf.labels.recipe,
@@ -88,29 +96,30 @@ def classify_fingerprint(clf: Any, *, detections: bool, threshold: float | None,
         "detection_threshold": threshold if detections else None,
         "detection_categories": (sorted(categories) if categories is not None else "all") if detections else None,
         "relative_paths": bool(relative_paths),
-        "decode": "exact" if clf.decode_draft(detections) is None else "fast",
-        **video_sampling_field(getattr(clf, "sampling", None)),
+        "decode": decode_field(clf.draft_size),
+        **video_sampling_field(clf.sampling),
     }
 
 
-def video_sampling_field(sampling: Any) -> dict[str, Any]:
-    """``video_sampling`` when not the default (one frame a second, at most 100): see OPTIONAL_FIELDS."""
-    if sampling is None or (sampling.interval, sampling.max_frames) == (1.0, 100):
+def video_sampling_field(sampling: VideoSampling) -> dict[str, Any]:
+    """``video_sampling`` when not the default (``VideoSampling()``): see OPTIONAL_FIELDS."""
+    if sampling == VideoSampling():
         return {}
     return {"video_sampling": {"interval": sampling.interval, "max_frames": sampling.max_frames}}
 
 
-def embed_fingerprint(embedder: Any, *, dtype: str, relative_paths: bool, draft_size: Any) -> dict[str, Any]:
-    """The fingerprint of an ``embed`` run: the graph and backend, the stored dtype, paths, decoding."""
+def embed_fingerprint(embedder: Any, *, dtype: str, relative_paths: bool, sampling: VideoSampling) -> dict[str, Any]:
+    """The fingerprint of an ``embed`` run: the graph and provider, the stored dtype, paths, decoding, video sampling."""
     return {
         VERSION_KEY: FINGERPRINT_VERSION,
         "model": embedder.bundle.manifest.model.id,
         "variant": embedder.variant.name,
         "variant_sha256": embedder.variant.sha256,
-        "backend": embedder.backend,
+        PROVIDER_KEY: embedder.provider,
         "dtype": dtype,
         "relative_paths": bool(relative_paths),
-        "decode": "exact" if draft_size is None else "fast",
+        "decode": decode_field(embedder.decode.draft_size),
+        **video_sampling_field(sampling),
     }
 
 

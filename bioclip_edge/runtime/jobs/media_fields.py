@@ -3,7 +3,7 @@
 Kept apart from ``writers`` and ``previous_output`` so both stay about the still-image layout and
 each format's handling of these fields is in one place (writing and reading side by side).
 
-Videos (a record with ``frame_rate``; MegaDetector's video convention, format 1.5+):
+Videos (a ``video`` record, and a ``failure`` record of a video; MegaDetector's video convention, format 1.5+):
 
 * MegaDetector JSON: one entry per video, ``file``, ``frame_rate``, ``frames_processed`` (the
   sampled frame numbers), then one whole-frame detection per sampled frame carrying its
@@ -29,15 +29,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Iterable, Sequence
 
-Record = dict[str, Any]
+from bioclip_edge.runtime.jobs.records import RecordFields, has_video_fields, stored
+
 SEQ_FIELDS = ("seq_id", "seq_num_frames", "frame_num")
 COMPUTED = (*SEQ_FIELDS, "seq_predictions", "image_predictions")
 VIDEO_FIELDS = ("frame_rate", "frames_processed")
 WHOLE_FRAME = {"category": "1", "conf": 1.0, "bbox": [0.0, 0.0, 1.0, 1.0]}
-
-
-def is_video_record(record: Record) -> bool:
-    return "frame_rate" in record
 
 
 def classifications(predictions: Iterable[dict[str, Any]], used: set[int]) -> list[list[Any]]:
@@ -50,12 +47,12 @@ def classifications(predictions: Iterable[dict[str, Any]], used: set[int]) -> li
 
 
 # --- MegaDetector -------------------------------------------------------------------------------
-def md_video_fields(record: Record, image: dict[str, Any], used: set[int], whole: bool) -> None:
+def md_video_fields(record: RecordFields, image: dict[str, Any], used: set[int], whole: bool) -> None:
     """Add a video record's fields to its MegaDetector entry (whole-frame detections in whole mode),
     and the ``note`` a damaged video (or boxes in frames a video lacks) leaves."""
     if record.get("note"):
         image["note"] = record["note"]
-    if not is_video_record(record):
+    if not has_video_fields(record):
         return
     image["frame_rate"] = float(record["frame_rate"])
     image["frames_processed"] = list(record.get("frames_processed") or [])
@@ -66,7 +63,7 @@ def md_video_fields(record: Record, image: dict[str, Any], used: set[int], whole
     image["video_classifications"] = classifications(record.get("predictions") or [], used)
 
 
-def md_sequence_fields(record: Record, image: dict[str, Any], used: set[int]) -> None:
+def md_sequence_fields(record: RecordFields, image: dict[str, Any], used: set[int]) -> None:
     """The camera's ``serial`` (sequences group by it), ``seq_id``, ``seq_num_frames``, ``frame_num``,
     ``seq_classifications``; smoothing's record."""
     for key in ("serial", *SEQ_FIELDS):
@@ -80,7 +77,7 @@ def md_sequence_fields(record: Record, image: dict[str, Any], used: set[int]) ->
         image["pre_smoothing_description"] = own[0]["label"] if own else ""
 
 
-def md_read_back(image: dict[str, Any], record: Record, predictions: Callable[[list[Any]], list[dict[str, Any]]],
+def md_read_back(image: dict[str, Any], record: dict[str, Any], predictions: Callable[[list[Any]], list[dict[str, Any]]],
                  whole: bool = True) -> None:
     """The serial, video fields and the image's own predictions of an entry written as above (with
     ``--detections`` a video's fields are the detector file's own, kept before ``file``)."""
@@ -101,13 +98,13 @@ def md_read_back(image: dict[str, Any], record: Record, predictions: Callable[[l
 
 
 # --- CSV ------------------------------------------------------------------------------------------
-def csv_extra_header(records: Sequence[Record], k: int) -> list[str]:
+def csv_extra_header(records: Sequence[RecordFields], k: int) -> list[str]:
     """Columns for video and sequence fields, only when some record has them (still-image outputs
     keep their columns)."""
     header: list[str] = ["serial"] if any("serial" in r for r in records) else []
     if any(d.get("frame_number") is not None for r in records for d in r.get("detections") or []):
         header.append("frame_number")  # --detections on videos: each box's frame
-    if any(is_video_record(r) for r in records):
+    if any(has_video_fields(r) for r in records):
         header += [*VIDEO_FIELDS]
     if any(r.get("note") for r in records):
         header.append("note")
@@ -118,7 +115,7 @@ def csv_extra_header(records: Sequence[Record], k: int) -> list[str]:
     return header
 
 
-def csv_extra_cells(record: Record, label_cells: Callable[[Sequence[dict[str, Any]]], dict[str, Any]]) -> dict[str, Any]:
+def csv_extra_cells(record: RecordFields, label_cells: Callable[[Sequence[dict[str, Any]]], dict[str, Any]]) -> dict[str, Any]:
     cells: dict[str, Any] = {key: record[key] for key in ("serial", "frame_rate", "note", *SEQ_FIELDS) if key in record}
     if "frames_processed" in record:
         cells["frames_processed"] = ";".join(str(n) for n in record["frames_processed"])
@@ -127,7 +124,7 @@ def csv_extra_cells(record: Record, label_cells: Callable[[Sequence[dict[str, An
     return cells
 
 
-def csv_read_back(row: dict[str, str], record: Record, predictions: Callable[[dict[str, str], str], list[dict[str, Any]]],
+def csv_read_back(row: dict[str, str], record: dict[str, Any], predictions: Callable[[dict[str, str], str], list[dict[str, Any]]],
                   number: Callable[[str], Any]) -> None:
     """A CSV row's video fields, and the image's own predictions when the row was smoothed."""
     if row.get("serial"):
@@ -142,33 +139,30 @@ def csv_read_back(row: dict[str, str], record: Record, predictions: Callable[[di
 
 
 # --- JSON Lines -----------------------------------------------------------------------------------
-def jsonl_rows(record: Record) -> list[Record]:
+def jsonl_rows(record: RecordFields) -> list[dict[str, Any]]:
     """The record's row (its frames left out), then one row per sampled frame of a video."""
+    record = stored(record)  # type: ignore[assignment]
     if "frames" not in record:
         return [record]
     row = {k: v for k, v in record.items() if k != "frames"}
-    tail = {k: record[k] for k in ("run", "warning") if k in record}
+    tail = {k: record[k] for k in ("run", "warning") if k in record}  # type: ignore[literal-required]
     return [row] + [{"filepath": record["filepath"], **f, **tail} for f in record["frames"]]
 
 
-def jsonl_read_back(rows: list[Record]) -> list[Record]:
-    """Fold frame rows into their video's record; drop computed sequence fields, restoring the
-    image's own predictions (``run``/``warning`` are taken off by the caller)."""
-    records: list[Record] = []
-    videos: dict[str, Record] = {}
+def jsonl_read_back(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Fold frame rows into the record they follow (their video's); drop computed sequence fields,
+    restoring the image's own predictions (``run``/``warning`` are taken off by the caller)."""
+    records: list[dict[str, Any]] = []
     for row in rows:
-        if "frame_number" in row and row["filepath"] in videos:
+        if "frame_number" in row and records and records[-1]["filepath"] == row["filepath"]:
             frame = {k: v for k, v in row.items() if k not in ("filepath", "run", "warning")}
-            videos[row["filepath"]].setdefault("frames", []).append(frame)
+            records[-1].setdefault("frames", []).append(frame)
             continue
-        restore_own(row)
-        if is_video_record(row):
-            videos[row["filepath"]] = row
-        records.append(row)
+        records.append(restore_own(row))
     return records
 
 
-def restore_own(record: Record) -> Record:
+def restore_own(record: dict[str, Any]) -> dict[str, Any]:
     """A record as the classifier made it: computed sequence fields off, own predictions back."""
     if "image_predictions" in record:
         record["predictions"] = record["image_predictions"]
@@ -177,10 +171,10 @@ def restore_own(record: Record) -> Record:
     return record
 
 
-def video_complete(record: Record) -> bool:
+def video_complete(record: RecordFields) -> bool:
     """A video counts as done only when every sampled frame has its predictions (formats that keep
     frames); a still image, or a CSV row (no frames kept), passes."""
-    if not is_video_record(record) or "frames" not in record:
+    if record["kind"] != "video" or "frames" not in record:
         return True
     have = {f.get("frame_number") for f in record["frames"] if f.get("predictions")}
     return set(record.get("frames_processed") or []) <= have and len(have) == len(record.get("frames_processed") or [])

@@ -9,7 +9,7 @@ under ``bioclip_edge``, so ``--resume`` can prove the file was made the same way
 
 Classify tables carry, besides flat columns (``filepath``, ``labels``, ``scores``, ``indices``,
 ``failure``, EXIF fields, ``width``, ``height``, ``run``), a ``record`` column: the exact record as
-JSON Lines would write it. ``--resume`` reads the records back from it, and any field without a
+JSON Lines would write it (``records.stored``: its kind is not written). ``--resume`` reads the records back from it, and any field without a
 column of its own (``--detections`` boxes, video frames, sequences) is there.
 
 pyarrow is the ``parquet`` extra; without it a ``.parquet`` output is refused before any work.
@@ -25,6 +25,7 @@ import numpy as np
 
 from bioclip_edge.errors import OptionError, PreviousOutputError
 from bioclip_edge.runtime.common.files import atomic_writer
+from bioclip_edge.runtime.jobs.records import RecordFields, stored
 
 META_KEY = b"bioclip_edge"
 EXIF_COLUMNS = ("datetime", "make", "model")
@@ -44,7 +45,7 @@ def require_pyarrow() -> Any:
 
 
 # --- classify -----------------------------------------------------------------------------------
-def classify_table(records: Sequence[dict[str, Any]], meta: dict[str, Any] | None = None) -> Any:
+def classify_table(records: Sequence[RecordFields], meta: dict[str, Any] | None = None) -> Any:
     """One row per image; ``meta`` (JSON-ready) goes into the schema metadata."""
     pa = require_pyarrow()
     preds = [r.get("predictions") or [] for r in records]
@@ -57,17 +58,17 @@ def classify_table(records: Sequence[dict[str, Any]], meta: dict[str, Any] | Non
         **{k: pa.array([_text(r.get(k)) for r in records], pa.string()) for k in EXIF_COLUMNS},
         **{k: pa.array([r.get(k) for r in records], pa.int32()) for k in SIZE_COLUMNS},
         "run": pa.array([r.get("run") for r in records], pa.string()),
-        "record": pa.array([json.dumps(r, ensure_ascii=False) for r in records], pa.string()),
+        "record": pa.array([json.dumps(stored(r), ensure_ascii=False) for r in records], pa.string()),
     }
     return _with_meta(pa.table(columns), meta)
 
 
-def write_classify_parquet(path: str | Path, records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> Path:
+def write_classify_parquet(path: str | Path, records: Sequence[RecordFields], meta: dict[str, Any]) -> Path:
     return write_table(path, classify_table(records, meta))
 
 
 def read_classify_records(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """(metadata, records) of a classify Parquet file written here."""
+    """(metadata, records as stored: ``records.read_back`` gives them their kind) of a classify Parquet file written here."""
     table, meta = read_table(path)
     if "record" not in table.column_names:
         raise PreviousOutputError(f"{path}: a Parquet file without the 'record' column bioclip-edge writes, so it "
@@ -143,7 +144,7 @@ def _with_meta(table: Any, meta: dict[str, Any] | None) -> Any:
     return table.replace_schema_metadata({**(table.schema.metadata or {}), META_KEY: json.dumps(meta, ensure_ascii=False).encode()})
 
 
-def _failure(record: dict[str, Any]) -> str | None:
+def _failure(record: RecordFields) -> str | None:
     reasons = ([record["md_failure"]] if record.get("md_failure") else []) + list(record.get("failures") or [])
     return "; ".join(reasons) or None
 

@@ -13,7 +13,9 @@ the same format gives the same bytes for every kept image:
   ``warning``) is taken off.
 
 The run's fingerprint is checked before any record is built (``run_fingerprint``). Failed images
-come back as records with ``failures`` (the job retries them). An output without a fingerprint
+come back as records with ``failures`` (the job retries them). Every record gets its kind from
+``records.read_back``: box records when the run classified MegaDetector's boxes (its fingerprint's
+mode; without a fingerprint, the format's box columns or fields). An output without a fingerprint
 (written before version 2, or by another tool) is refused: nothing proves how it was made.
 ``read_output_records`` reads the same formats without any fingerprint, for readers that only look
 (the preview page); it never feeds ``--resume``.
@@ -28,11 +30,11 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from bioclip_edge.errors import PreviousOutputError
-from bioclip_edge.runtime.jobs.writers import EXIF_FIELDS
-from bioclip_edge.runtime.jobs.media_fields import csv_read_back, jsonl_read_back, md_read_back, restore_own
 from bioclip_edge.runtime.jobs.fingerprint import REMEDY, check_fingerprint, check_token
+from bioclip_edge.runtime.jobs.media_fields import csv_read_back, jsonl_read_back, md_read_back, restore_own
+from bioclip_edge.runtime.jobs.records import Record, read_back
+from bioclip_edge.runtime.jobs.writers import EXIF_FIELDS
 
-Record = dict[str, Any]
 SIZE_FIELDS = ("width", "height")
 BOX_COLUMNS = ("detection", "detection_category", "detection_conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
 
@@ -62,7 +64,7 @@ def _read_md(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list[
     if not isinstance(meta, dict) or "run_fingerprint" not in meta:
         raise _unproven(path)
     check_fingerprint(meta["run_fingerprint"], fingerprint, str(path))
-    return md_document_records(doc, path, names, whole=fingerprint.get("mode") != "detections")
+    return md_document_records(doc, path, names, whole=not _boxes(fingerprint))
 
 
 def load_md_document(path: Path) -> dict[str, Any]:
@@ -85,7 +87,7 @@ def md_document_records(doc: dict[str, Any], path: Path, names: list[str] | None
         names = _md_names(doc.get("classification_categories") or {})
     if whole is None:
         whole = bool(((doc.get("info") or {}).get("classifier_metadata") or {}).get("whole_image"))
-    return [_md_record(image, names, whole, path) for image in doc["images"]]
+    return [read_back(_md_record(image, names, whole, path), boxes=not whole) for image in doc["images"]]
 
 
 def _md_names(categories: dict[str, Any]) -> list[str]:
@@ -94,11 +96,11 @@ def _md_names(categories: dict[str, Any]) -> list[str]:
     return [ids.get(i, f"label {i}") for i in range(max(ids, default=-1) + 1)]
 
 
-def _md_record(image: dict[str, Any], names: list[str], whole: bool, path: Path) -> Record:
+def _md_record(image: dict[str, Any], names: list[str], whole: bool, path: Path) -> dict[str, Any]:
     """One MegaDetector image entry -> the record the writer made it from."""
     keys = list(image)
     extra = {k: image[k] for k in keys[: keys.index("file")]}
-    record: Record = {"filepath": image["file"]}
+    record: dict[str, Any] = {"filepath": image["file"]}
     record.update({k: image[k] for k in EXIF_FIELDS if k in image and k not in extra})
     failure = image.get("failure") or image.get("classification_failure")
     record["failures"] = [str(failure)] if failure else []
@@ -146,31 +148,32 @@ def _read_csv(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) 
     for i, name in enumerate(names):
         index.setdefault(name, i)
     boxes = "detection" in header
-    records: dict[str, Record] = {}
+    records: dict[str, dict[str, Any]] = {}
     for row in rows:
         record = records.get(row["filepath"]) or records.setdefault(row["filepath"], _csv_record(row, boxes, index))
         if boxes and row.get("detection", "") != "":
             record["detections"].append(_csv_detection(row, index))
-    return list(records.values())
+    return [read_back(record, boxes) for record in records.values()]
 
 
 def _read_parquet(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) -> list[Record]:
     """The records stored whole in the ``record`` column, after the metadata's fingerprint (None: not checked)."""
     from bioclip_edge.runtime.jobs.parquet_output import read_classify_records
 
-    meta, records = read_classify_records(path)
+    meta, rows = read_classify_records(path)
     if fingerprint is not None:
         if "run_fingerprint" not in meta:
             raise _unproven(path)
         check_fingerprint(meta["run_fingerprint"], fingerprint, str(path), remedy=REMEDY)
-    for record in records:
-        record.pop("run", None)
-        restore_own(record)  # sequence fields are computed again when the output is written
-    return records
+    for row in rows:
+        row.pop("run", None)
+        restore_own(row)  # sequence fields are computed again when the output is written
+    boxes = _boxes(fingerprint, rows)
+    return [read_back(row, boxes) for row in rows]
 
 
-def _csv_record(row: dict[str, str], boxes: bool, index: dict[str, int]) -> Record:
-    record: Record = {"filepath": row["filepath"], "failures": [row["failure"]] if row.get("failure") else []}
+def _csv_record(row: dict[str, str], boxes: bool, index: dict[str, int]) -> dict[str, Any]:
+    record: dict[str, Any] = {"filepath": row["filepath"], "failures": [row["failure"]] if row.get("failure") else []}
     record.update({k: row[k] for k in EXIF_FIELDS if row.get(k)})
     record.update({k: _number(row[k]) for k in SIZE_FIELDS if row.get(k)})
     if boxes:
@@ -234,10 +237,20 @@ def _read_jsonl(path: Path, fingerprint: dict[str, Any] | None, names: list[str]
     for record in records:
         record.pop("run", None)
         record.pop("warning", None)
-    return jsonl_read_back(records)  # a video's frame rows back into its record
+    rows = jsonl_read_back(records)  # a video's frame rows back into its record
+    boxes = _boxes(fingerprint, rows)
+    return [read_back(row, boxes) for row in rows]
 
 
 # --- shared ----------------------------------------------------------------------------------------
+def _boxes(fingerprint: dict[str, Any] | None, rows: Sequence[dict[str, Any]] = ()) -> bool:
+    """Whether the records are box records: the run classified MegaDetector's boxes (its fingerprint's
+    mode), or, read without a fingerprint, its rows carry the detections."""
+    if fingerprint is not None:
+        return fingerprint.get("mode") == "detections"
+    return any("detections" in row for row in rows)
+
+
 def _check_tokens(path: Path, tokens: list[Any], fingerprint: dict[str, Any]) -> None:
     """Every row must carry the same run token, and it must be this run's."""
     if not tokens:

@@ -20,10 +20,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Sequence
 
+from bioclip_edge.runtime.jobs.records import Prediction, Predictions
+
 RULE = "mean over frames of each label's probability, 0 where a frame's top-k does not list it; top-k of those means"
 
 
-def mean_topk(frames: Iterable[Sequence[dict[str, Any]]], k: int) -> list[dict[str, Any]]:
+def mean_topk(frames: Iterable[Sequence[Prediction]], k: int) -> Predictions:
     """``frames``: each frame's predictions (label, score, index); returns the group's top-k."""
     totals: dict[tuple[Any, str], float] = {}
     n = 0

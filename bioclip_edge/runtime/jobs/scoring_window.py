@@ -11,18 +11,18 @@ matrices, so their records still stream one by one.
 
 A kill loses nothing finished: records are yielded (and so checkpointed by ``jobs.runner``) only
 once scored, and the ones still waiting were never yielded, so ``--resume`` simply does them again.
-Waiting records hold no pixels (``_base_record`` frees them), only their vectors and fields.
+Waiting records hold no pixels (``media_records`` and ``box_records`` free them), only their vectors and fields.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
-Record = dict[str, Any]
-Predictions = list[dict[str, Any]]  # one vector's top-k, best first
+from bioclip_edge.runtime.jobs.records import Predictions, Record
+
 NO_VECTORS = np.zeros((0, 0), np.float32)
 
 

@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Any, Sequence
 
 from bioclip_edge.errors import OptionError
+from bioclip_edge.runtime.jobs.records import RecordFields
 from bioclip_edge.runtime.jobs.rollup import mean_topk
 
-Record = dict[str, Any]
 EXIF_TIME_FORMATS = ("%Y:%m:%d %H:%M:%S", "%Y-%m-%d %H:%M:%S", "%Y:%m:%d %H:%M:%S.%f", "%Y-%m-%dT%H:%M:%S")
 
 
@@ -55,7 +55,7 @@ class SequenceOptions:
                 "sequence_grouping": "same folder and camera (make, model, serial); capture times within the gap of the previous image"}
 
 
-def capture_time(record: Record) -> _dt.datetime | None:
+def capture_time(record: RecordFields) -> _dt.datetime | None:
     """The EXIF capture time as written in records (``YYYY:MM:DD HH:MM:SS``), or None."""
     text = str(record.get("datetime") or "").strip()
     for fmt in EXIF_TIME_FORMATS:
@@ -66,13 +66,13 @@ def capture_time(record: Record) -> _dt.datetime | None:
     return None
 
 
-def group_sequences(records: Sequence[Record], gap: float) -> list[list[int]]:
+def group_sequences(records: Sequence[RecordFields], gap: float) -> list[list[int]]:
     """Indices of ``records`` per sequence, each in capture order; singletons for untimed records."""
     cameras: dict[tuple[str, ...], list[tuple[_dt.datetime, str, int]]] = {}
     groups: list[list[int]] = []
     for i, record in enumerate(records):
         when = capture_time(record)
-        if when is None or record.get("failures") or "frame_rate" in record:
+        if when is None or record.get("failures") or record["kind"] == "video":
             groups.append([i])
             continue
         key = (posixpath.dirname(record["filepath"]), *(str(record.get(k) or "") for k in ("make", "model", "serial")))
@@ -90,7 +90,7 @@ def group_sequences(records: Sequence[Record], gap: float) -> list[list[int]]:
     return groups
 
 
-def apply_sequences(records: Sequence[Record], options: SequenceOptions, k: int) -> list[Record]:
+def apply_sequences(records: Sequence[RecordFields], options: SequenceOptions, k: int) -> Sequence[RecordFields]:
     """``records`` (same order) with the sequence fields added; unchanged when no gap is given."""
     if options.gap is None:
         return list(records)

@@ -49,8 +49,9 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from bioclip_edge.runtime.common.files import write_atomic
-from bioclip_edge.runtime.jobs.media_fields import (classifications, csv_extra_cells, csv_extra_header, is_video_record, jsonl_rows,
+from bioclip_edge.runtime.jobs.media_fields import (classifications, csv_extra_cells, csv_extra_header, jsonl_rows,
                                                     md_sequence_fields, md_video_fields)
+from bioclip_edge.runtime.jobs.records import RecordFields
 
 FORMATS = ("megadetector", "csv", "jsonl", "parquet")
 MD_FORMAT_VERSION = "1.6"  # MegaDetector's current_format_version (detection/run_detector_batch.py)
@@ -73,7 +74,7 @@ def format_for(path: str | os.PathLike, fmt: str | None) -> str:
 
 def write_results(
     path: str | os.PathLike,
-    records: Sequence[dict[str, Any]],
+    records: Sequence[RecordFields],
     fmt: str,
     meta: dict[str, Any],
     label_names: Sequence[str],
@@ -103,7 +104,7 @@ def typical_classification_threshold(n_labels: int) -> float:
 
 
 def megadetector_document(
-    records: Sequence[dict[str, Any]],
+    records: Sequence[RecordFields],
     meta: dict[str, Any],
     label_names: Sequence[str],
     detections: dict[str, Any] | None = None,
@@ -161,7 +162,7 @@ def _category_name(label_names: Sequence[str], index: int) -> str:
     return name if name.strip() else f"label {index}"
 
 
-def _md_image(record: dict[str, Any], used: set[int], from_detector: bool) -> dict[str, Any]:
+def _md_image(record: RecordFields, used: set[int], from_detector: bool) -> dict[str, Any]:
     image: dict[str, Any] = dict(record.get("extra") or {})
     image["file"] = record["filepath"]
     for key in EXIF_FIELDS:
@@ -179,7 +180,7 @@ def _md_image(record: dict[str, Any], used: set[int], from_detector: bool) -> di
             image["failure"] = "; ".join(failures)
             image["detections"] = None
             return image
-        if is_video_record(record):
+        if record["kind"] == "video":
             return image  # one whole-frame detection per sampled frame, added above
         det = {"category": "1", "conf": 1.0, "bbox": list(WHOLE_IMAGE_BBOX), "classifications": classifications(record["predictions"], used)}
         image["detections"] = [det]
@@ -202,10 +203,10 @@ def _md_detection(raw: dict[str, Any], used: set[int]) -> dict[str, Any]:
 
 
 # --- CSV ----------------------------------------------------------------------------------------
-def csv_rows(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+def csv_rows(records: Sequence[RecordFields], meta: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """One row per image (whole-image mode) or per detection (detections mode)."""
     k = int(meta.get("top_k", 1))
-    with_boxes = any("detections" in r for r in records)
+    with_boxes = any(r["kind"] == "boxes" for r in records)
     header = ["filepath"]
     if with_boxes:
         header += ["detection", "detection_category", "detection_conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
@@ -247,7 +248,7 @@ def _label_cells(predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     return cells
 
 
-def csv_text(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
+def csv_text(records: Sequence[RecordFields], meta: dict[str, Any]) -> str:
     header, rows = csv_rows(records, meta)
     buf = io.StringIO()
     writer = csv.DictWriter(buf, fieldnames=header, extrasaction="ignore", lineterminator="\n")
@@ -257,6 +258,6 @@ def csv_text(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
 
 
 # --- JSON Lines ---------------------------------------------------------------------------------
-def jsonl_text(records: Sequence[dict[str, Any]], meta: dict[str, Any]) -> str:
+def jsonl_text(records: Sequence[RecordFields], meta: dict[str, Any]) -> str:
     extra = {"warning": RANDOM_WARNING} if meta.get("random_weights") else {}
     return "".join(json.dumps({**row, **extra}, ensure_ascii=False) + "\n" for r in records for row in jsonl_rows(r))

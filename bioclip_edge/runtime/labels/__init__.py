@@ -1,1 +1,1 @@
-"""Label matrices: the matrix and its file store, build, import, taxonomy, scoring engines. May import ``runtime.inference`` and ``runtime.text``."""
+"""Label matrices: the matrix and its file store, build, import, taxonomy, the scorers (numpy, OpenVINO) and their row blocks. May import ``runtime.inference`` and ``runtime.text``."""

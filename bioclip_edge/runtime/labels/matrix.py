@@ -233,14 +233,14 @@ class LabelMatrix:
     def _scorer_summary(self) -> str:
         from bioclip_edge.runtime.labels.ranking import ranks_int8
 
-        text = scoring.engine_summary(self.n, self.dim, self.scorer)
+        text = scoring.scorer_summary(self.n, self.dim, self.scorer)
         if ranks_int8(self.scorer, self.matrix, self.scales, self.path):
             text += "; ranks int8 rows with an integer product (labels.ranking)"
         return text
 
     @property
     def ranking_rows(self) -> Any:
-        """The int8 copy the scoring engine ranks instead of the stored rows (``labels.ranking``: when
+        """The int8 copy the OpenVINO scorer ranks instead of the stored rows (``labels.ranking``: when
         and why), made or opened on first use; None: the stored rows are ranked."""
         if not hasattr(self, "_ranking_rows"):
             from bioclip_edge.runtime.labels.ranking import ranking_for
@@ -250,9 +250,9 @@ class LabelMatrix:
 
     @property
     def scorer(self) -> Any:
-        """The scoring engine (``openvino_scoring.ScorerChoice``, plain data), chosen once for this
-        matrix on first use: every batch of a run is scored the same way, without re-reading
-        ``BIOCLIP_EDGE_SCORING_ENGINE`` or the CPU."""
+        """The scorer (``openvino_scoring.ScorerChoice``, plain data), chosen once for this matrix on
+        first use: every batch of a run is scored the same way, without re-reading
+        ``BIOCLIP_EDGE_SCORER`` or the CPU."""
         if getattr(self, "_scorer", None) is None:
             from bioclip_edge.runtime.labels.openvino_scoring import choose_scorer
 

@@ -28,11 +28,11 @@ int8 rows (a stored int8 matrix, or the int8 ranking copy of a large fp16 one: `
 are ranked with an integer product instead (precision ``i8``: queries rounded to int8 per image,
 VNNI / AMX int8 kernels), unless the f32 precision was asked for.
 
-Exactness: the engine's precision only ranks candidates. Each image keeps ``k + margin``
+Exactness: the scorer's precision only ranks candidates. Each image keeps ``k + margin``
 candidates, which are then rescored in fp32 from the stored rows exactly as the numpy path scores
 them; the softmax normaliser has those candidates' approximate terms replaced by their exact ones.
 So the top-k equals the fp32 result unless a true top-k label ranks below ``k + margin`` in the
-engine's precision, and probabilities differ only through the tail labels' rounding (measured in
+scorer's precision, and probabilities differ only through the tail labels' rounding (measured in
 the tests and the benchmark).
 """
 
@@ -48,13 +48,15 @@ import numpy as np
 
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.inference.backends import openvino_capabilities
+from bioclip_edge.runtime.labels.blocks import GROUP, OPENVINO_BLOCK_BYTES, block_rows_for, is_small
 
 log = logging.getLogger(__name__)
 
-ENGINES = ("auto", "numpy", "openvino", "openvino-f32", "openvino-bf16", "openvino-f16")
-ENGINE_ENV = "BIOCLIP_EDGE_SCORING_ENGINE"  # overrides "auto" (e.g. numpy, to compare or to debug)
-# How many extra candidates per image each engine precision keeps for the exact rescoring. The
-# margin must cover labels whose logits the engine rounds past the k-th best: fp32 rounding is
+SCORERS = ("auto", "numpy", "openvino", "openvino-f32", "openvino-bf16", "openvino-f16")
+SCORER_ENV = "BIOCLIP_EDGE_SCORER"  # overrides "auto" (e.g. numpy, to compare or to debug)
+SCORER_ENV_ALIAS = "BIOCLIP_EDGE_SCORING_ENGINE"  # the same, read when SCORER_ENV is unset: existing setups keep working
+# How many extra candidates per image each scorer precision keeps for the exact rescoring. The
+# margin must cover labels whose logits the scorer rounds past the k-th best: fp32 rounding is
 # ~1e-5 logit, fp16 ~0.02, bf16 ~0.1 (logit scale 100, the product rounded to bf16: 2^-9 of a
 # cosine of ~0.4), and near-duplicate taxa sit closer. Candidates' softmax terms are exact too, so a
 # wider margin also keeps a cluster of near-duplicates out of the rounded tail (f16 at 16 was
@@ -62,38 +64,32 @@ ENGINE_ENV = "BIOCLIP_EDGE_SCORING_ENGINE"  # overrides "auto" (e.g. numpy, to c
 # int8 (rows and queries rounded to 1/127 of their largest entry, product in integers): measured
 # up to 0.2 logit off on a block of 867k x 768 synthetic fp16 rows at 64 queries: twice bf16's margin.
 MARGINS = {"f32": 4, "f16": 32, "bf16": 32, "i8": 64}
-# Below this many stored elements (rows x dim) numpy is as fast and needs no graph compile.
-SMALL_MATRIX_ELEMENTS = 2_000_000
-# Stored rows per block (12 MiB: 8192 fp16 rows of 768). Measured on a 2-core AMX Xeon: 4096 rows
-# pay more per-call overhead, 16384 and more fall out of the caches; the curve is flat around 8192.
-DEFAULT_BLOCK_BYTES = 12 << 20
 _CAPABILITY = {"f16": "FP16", "bf16": "BF16"}  # OpenVINO's OPTIMIZATION_CAPABILITIES names
-GROUP = 64  # rows per group maximum: numpy looks inside a group only when its maximum beats a threshold
 
 
 class ScorerError(UserError):
-    """A scoring engine that was asked for but cannot run here."""
+    """A scorer that was asked for but cannot run here."""
 
 
 @dataclass(frozen=True)
 class ScorerChoice:
-    """The scoring plan: made once per label matrix (``choose_scorer``), then passed to every
-    ``scoring.topk`` call as data, so batches never re-read the environment or the CPU."""
+    """The scorer a label matrix runs: chosen once per matrix (``choose_scorer``), then passed to
+    every ``scoring.topk`` call as data, so batches never re-read the environment or the CPU."""
 
-    engine: str  # numpy | openvino
+    scorer: str  # numpy | openvino
     precision: str  # f32 | f16 | bf16: the precision that ranks candidates
     reason: str  # said in summaries and benchmarks: why this one
 
     @property
     def label(self) -> str:
-        return "numpy fp32 blocks" if self.engine == "numpy" else f"OpenVINO {self.precision} + exact fp32 rescoring"
+        return "numpy fp32 blocks" if self.scorer == "numpy" else f"OpenVINO {self.precision} + exact fp32 rescoring"
 
     def to_dict(self) -> dict[str, str]:
-        return {"engine": self.engine, "precision": self.precision, "reason": self.reason}
+        return {"scorer": self.scorer, "precision": self.precision, "reason": self.reason}
 
     @classmethod
     def from_dict(cls, data: dict[str, str]) -> "ScorerChoice":
-        return cls(str(data["engine"]), str(data["precision"]), str(data.get("reason", "")))
+        return cls(str(data["scorer"]), str(data["precision"]), str(data.get("reason", "")))
 
 
 def fast_precision(caps: tuple[str, ...]) -> str:
@@ -112,24 +108,24 @@ def fast_precision(caps: tuple[str, ...]) -> str:
 def choose_scorer(requested: str = "auto", n: int | None = None, dim: int | None = None) -> ScorerChoice:
     """Resolve ``auto``: OpenVINO in its fastest precision for large matrices when installed, else numpy."""
     if requested == "auto":
-        requested = os.environ.get(ENGINE_ENV, "auto") or "auto"
-    if requested not in ENGINES:
-        raise ScorerError(f"scoring engine {requested!r}: choose one of {', '.join(ENGINES)}")
+        requested = os.environ.get(SCORER_ENV) or os.environ.get(SCORER_ENV_ALIAS) or "auto"
+    if requested not in SCORERS:
+        raise ScorerError(f"label scorer {requested!r}: choose one of {', '.join(SCORERS)}")
     if requested == "numpy":
         return ScorerChoice("numpy", "f32", "numpy as requested")
     caps = openvino_capabilities()
     if requested.startswith("openvino"):
         if not caps:
-            raise ScorerError(f"scoring engine {requested}: OpenVINO is not installed; "
-                                     "pip install \"bioclip-edge[openvino]\" or use the numpy engine")
+            raise ScorerError(f"label scorer {requested}: OpenVINO is not installed; "
+                              "pip install \"bioclip-edge[openvino]\" or use the numpy scorer")
         precision = requested.partition("-")[2] or fast_precision(caps)
         if precision != "f32" and _CAPABILITY[precision] not in caps:
-            raise ScorerError(f"scoring engine {requested}: this CPU does not compute {precision} in OpenVINO "
-                                     f"(it reports {', '.join(caps)}); use openvino or openvino-f32")
+            raise ScorerError(f"label scorer {requested}: this CPU does not compute {precision} in OpenVINO "
+                              f"(it reports {', '.join(caps)}); use openvino or openvino-f32")
         return ScorerChoice("openvino", precision, f"{requested} as requested")
     if not caps:
         return ScorerChoice("numpy", "f32", "auto: OpenVINO is not installed")
-    if n is not None and dim is not None and n * dim < SMALL_MATRIX_ELEMENTS:
+    if n is not None and dim is not None and is_small(n, dim):
         return ScorerChoice("numpy", "f32", "auto: small matrix, numpy is as fast")
     precision = fast_precision(caps)
     return ScorerChoice("openvino", precision, f"auto: OpenVINO is installed; this CPU ranks in {precision}")
@@ -283,10 +279,9 @@ def _in_place_rows(matrix: np.ndarray) -> np.ndarray:
     return matrix
 
 
-def block_rows_for(dim: int, itemsize: int = 2, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
-    """Stored rows per block: a multiple of GROUP, at least 1024."""
-    rows = block_bytes // (max(1, itemsize) * max(1, dim))
-    return max(1024, rows // GROUP * GROUP)
+def openvino_block_rows(dim: int, itemsize: int = 2) -> int:
+    """Stored rows per OpenVINO block: rows as they are on disk (``blocks``: why), whole groups."""
+    return block_rows_for(dim, itemsize, OPENVINO_BLOCK_BYTES)
 
 
 def openvino_topk(matrix, scales, emb: np.ndarray, k: int, spec, precision: str = "f32",
@@ -307,9 +302,9 @@ def openvino_topk(matrix, scales, emb: np.ndarray, k: int, spec, precision: str 
     queries, query_factor = _queries_for(emb, precision)
     row_type = _OV_ROW_TYPES.get(np.dtype(ranked.dtype))
     if row_type is None:
-        raise ScorerError(f"the OpenVINO scoring engine cannot read {ranked.dtype} label rows; use the numpy engine")
+        raise ScorerError(f"the OpenVINO label scorer cannot read {ranked.dtype} label rows; use the numpy scorer")
     rows = _in_place_rows(ranked)
-    block_rows = min(n, block_rows or block_rows_for(dim, ranked.dtype.itemsize))
+    block_rows = min(n, block_rows or openvino_block_rows(dim, ranked.dtype.itemsize))
     group = GROUP if block_rows % GROUP == 0 else 1
     full = _BlockScorer(row_type, precision, block_rows, dim, group)
     tail = _BlockScorer(row_type, precision, -1, dim, 1) if n % block_rows else None
@@ -328,7 +323,7 @@ def openvino_topk(matrix, scales, emb: np.ndarray, k: int, spec, precision: str 
     peak = np.max(peaks, axis=0)  # [B]
     total = np.sum(np.asarray(sums) * np.exp(np.asarray(peaks) - peak), axis=0)
     exact = _exact_logits(matrix, scales, emb, index, spec.logit_scale)
-    # Swap the candidates' engine-precision terms in the softmax sum for their exact ones.
+    # Swap the candidates' scorer-precision terms in the softmax sum for their exact ones.
     tail_sum = total - np.exp(approx.astype(np.float64) - peak[:, None]).sum(axis=1)
     total = np.maximum(tail_sum, 0.0) + np.exp(exact.astype(np.float64) - peak[:, None]).sum(axis=1)
     lse = peak + np.log(total)

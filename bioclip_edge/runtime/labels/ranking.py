@@ -1,4 +1,4 @@
-"""Ranking on int8 rows: an int8 copy of a large label matrix, and the integer product the OpenVINO engine runs on it.
+"""Ranking on int8 rows: an int8 copy of a large label matrix, and the integer product the OpenVINO scorer runs on it.
 
 Why: at a job's window of 64 vectors per pass (``jobs.scoring_window``) an 867k x 768 pass is
 bound by the product, which OpenVINO runs in bf16 (AVX-512 BF16 or AMX) on fp16 rows. With int8
@@ -7,14 +7,14 @@ and the pass reads half the bytes of fp16. On a 2-core EPYC (AVX-512 BF16 and VN
 integer product alone ran 3.4x the bf16 one and a whole pass at 64 vectors 1.27x faster (16: 1.36x;
 ``benchmarks/bench_labels.py`` part 3). Stored int8 matrices are ranked this way on their own rows.
 
-Exactness: int8 only ranks. The engine keeps ``k + MARGINS["i8"]`` (64) candidates per image and
+Exactness: int8 only ranks. The scorer keeps ``k + MARGINS["i8"]`` (64) candidates per image and
 rescores them in fp32 from the stored rows (``openvino_scoring._exact_logits``), so the top-k stays
 fp32's unless a true top-k label falls below 69th in the int8 ranking. Rows and queries are rounded
 to half a step of 1/127 of their largest entry (about 3e-4 cosine each), measured at most 0.2 logit
 (scale 100) off on a block of 867k x 768 synthetic rows: twice bf16's margin covers that. The
 softmax normaliser keeps the int8 terms of the labels past the candidates, so probabilities move a
 little more than with bf16 (top-1 within 1.2e-4 relative on the synthetic 867k matrix; up to ~1% in
-a flat worst case of 100-label near-duplicate clusters, see the tests). The ``f32`` engine
+a flat worst case of 100-label near-duplicate clusters, see the tests). The ``f32`` scorer
 precision (asked for as exact) never ranks int8.
 
 Where: the copy is built once per matrix file into the user cache under the file's identity
@@ -23,7 +23,7 @@ removed), in row blocks so memory stays one block, written under a temporary nam
 memory-mapped like the matrix (page cache, not process memory; 666 MB for 867k x 768, made in
 about 8 s). Matrices not opened from a file, those under ``MIN_STORED_BYTES`` (a pass is short
 anyway) and runs without a writable cache (``BIOCLIP_EDGE_CACHE_DIR=off``) rank their stored rows
-in the engine's float precision.
+in the scorer's float precision.
 """
 
 from __future__ import annotations
@@ -47,8 +47,8 @@ Ranking = tuple[np.ndarray, np.ndarray]  # int8 rows [N, D], float32 scales [N]
 
 
 def ranks_int8(choice, matrix: np.ndarray, scales: np.ndarray | None, path: str | os.PathLike | None) -> bool:
-    """Whether ``choice`` (an ``ScorerChoice``) ranks int8 rows: stored ones, or a copy (made or not yet)."""
-    if choice.engine != "openvino" or choice.precision == "f32":
+    """Whether ``choice`` (a ``ScorerChoice``) ranks int8 rows: stored ones, or a copy (made or not yet)."""
+    if choice.scorer != "openvino" or choice.precision == "f32":
         return False
     return matrix.dtype == np.int8 or _wants_copy(matrix, scales, path)
 
@@ -59,9 +59,9 @@ def _wants_copy(matrix: np.ndarray, scales: np.ndarray | None, path: str | os.Pa
 
 
 def ranking_for(choice, matrix: np.ndarray, scales: np.ndarray | None, path: str | os.PathLike | None) -> Ranking | None:
-    """The int8 copy ``choice`` (an ``ScorerChoice``) ranks on, made on first use, or None: rank the
+    """The int8 copy ``choice`` (a ``ScorerChoice``) ranks on, made on first use, or None: rank the
     stored rows (int8 ones are ranked in int8 as they are)."""
-    if choice.engine != "openvino" or choice.precision == "f32" or not _wants_copy(matrix, scales, path):
+    if choice.scorer != "openvino" or choice.precision == "f32" or not _wants_copy(matrix, scales, path):
         return None
     files = _files(Path(path))  # type: ignore[arg-type]
     if files is None:

@@ -14,14 +14,13 @@ from typing import TYPE_CHECKING, Iterator
 
 import numpy as np
 
+from bioclip_edge.runtime.labels.blocks import NUMPY_BLOCK_BYTES, block_rows_for, is_small
+
 if TYPE_CHECKING:
     from bioclip_edge.runtime.labels.openvino_scoring import ScorerChoice
 
-DEFAULT_BLOCK_BYTES = 32 << 20  # one float32 block of label rows
 # Image vectors a classification job gathers per ``topk`` call on a large matrix (``scoring_window``).
 JOB_WINDOW = 64
-# Below this many stored elements (rows x dim) a job scores each record on its own (window 1).
-WINDOW_MIN_ELEMENTS = 2_000_000
 
 
 @dataclass(frozen=True)
@@ -41,15 +40,16 @@ def scoring_window(n: int, dim: int) -> int:
     per image, while 64 per call cost 8.9 ms each (16: 19.4, 128: 7.6; ``bench_labels.py`` part 3).
     64 vectors are a few seconds of stills at tower speed, or a few videos' frames or images'
     boxes; a larger window gains little per image while records wait longer before they are
-    written and checkpointed. A matrix under ``WINDOW_MIN_ELEMENTS`` (a few thousand labels) is
-    scored in about a millisecond per call, so there each record is scored and yielded as soon as
-    it is embedded.
+    written and checkpointed. A small matrix (``blocks.SMALL_MATRIX_ELEMENTS``, a few thousand
+    labels) is scored in about a millisecond per call, so there each record is scored and yielded
+    as soon as it is embedded.
     """
-    return 1 if n * dim < WINDOW_MIN_ELEMENTS else JOB_WINDOW
+    return 1 if is_small(n, dim) else JOB_WINDOW
 
 
-def block_rows_for(dim: int, block_bytes: int = DEFAULT_BLOCK_BYTES) -> int:
-    return max(256, block_bytes // (4 * max(1, dim)))
+def numpy_block_rows(dim: int) -> int:
+    """Label rows per numpy block: float32 rows, whatever the stored type (``blocks``: why)."""
+    return block_rows_for(dim, 4, NUMPY_BLOCK_BYTES)
 
 
 def iter_blocks(matrix: np.ndarray, scales: np.ndarray | None, block_rows: int) -> Iterator[tuple[int, np.ndarray]]:
@@ -92,15 +92,15 @@ class _RunningLSE:
 
 
 def topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_rows: int | None = None,
-         engine: "str | ScorerChoice" = "auto", ranking: tuple[np.ndarray, np.ndarray] | None = None,
+         scorer: "str | ScorerChoice" = "auto", ranking: tuple[np.ndarray, np.ndarray] | None = None,
          ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Top-k rows per image: (indices [B, k] int64, probabilities [B, k], logits [B, k]).
 
-    ``engine``: an ``ScorerChoice`` made once by the caller (``LabelMatrix.scorer``: the
-    same choice for every batch of a run), or a name that ``openvino_scoring.choose_scorer`` resolves
-    now: ``auto`` runs large matrices on OpenVINO when it is installed (~10x faster on fp16
-    matrices, same top-k) and everything else here, in numpy. ``block_rows`` is in the chosen
-    engine's rows. ``ranking``: an int8 copy of the rows for the OpenVINO engine to rank on
+    ``scorer``: a ``ScorerChoice`` made once by the caller (``LabelMatrix.scorer``: the same
+    choice for every batch of a run), or a name that ``openvino_scoring.choose_scorer`` resolves
+    here: ``auto`` runs large matrices on OpenVINO when it is installed (~10x faster on fp16
+    matrices, same top-k) and everything else in numpy. ``block_rows`` is in the chosen
+    scorer's rows. ``ranking``: an int8 copy of the rows for the OpenVINO scorer to rank on
     (``labels.ranking.ranking_for``); numpy ignores it.
     """
     from bioclip_edge.runtime.labels.openvino_scoring import ScorerChoice, choose_scorer, openvino_topk
@@ -108,14 +108,14 @@ def topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_rows: i
     emb = np.atleast_2d(np.asarray(emb, dtype=np.float32))
     if emb.shape[1] != matrix.shape[1]:
         raise ValueError(f"image embeddings have dim {emb.shape[1]} but the label matrix has dim {matrix.shape[1]}")
-    choice = engine if isinstance(engine, ScorerChoice) else choose_scorer(engine, matrix.shape[0], matrix.shape[1])
-    if choice.engine == "openvino":
+    choice = scorer if isinstance(scorer, ScorerChoice) else choose_scorer(scorer, matrix.shape[0], matrix.shape[1])
+    if choice.scorer == "openvino":
         return openvino_topk(matrix, scales, emb, k, spec, choice.precision, block_rows, ranking)
     return numpy_topk(matrix, scales, emb, k, spec, block_rows)
 
 
 def numpy_topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_rows: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The portable engine: fp32 blocks in numpy.
+    """The portable scorer: fp32 blocks in numpy.
 
     Ties are broken by the lower row index, so results do not depend on the block size. Once
     k candidates are known, a block only contributes logits above each image's current k-th
@@ -127,7 +127,7 @@ def numpy_topk(matrix, scales, emb: np.ndarray, k: int, spec: ScoreSpec, block_r
         raise ValueError(f"image embeddings have dim {emb.shape[1]} but the label matrix has dim {dim}")
     k = max(1, min(int(k), n))
     batch = emb.shape[0]
-    block_rows = block_rows or block_rows_for(dim)
+    block_rows = block_rows or numpy_block_rows(dim)
     best_logit = np.full((batch, 0), -np.inf, dtype=np.float32)
     best_index = np.zeros((batch, 0), dtype=np.int64)
     lse = _RunningLSE(batch)
@@ -174,7 +174,7 @@ def group_probs(matrix, scales, emb: np.ndarray, spec: ScoreSpec, group_ids: np.
     batch = emb.shape[0]
     sums = np.zeros((batch, n_groups))
     run_max = np.full(batch, -np.inf)
-    block_rows = block_rows or block_rows_for(matrix.shape[1])
+    block_rows = block_rows or numpy_block_rows(matrix.shape[1])
     for start, logits in iter_logits(matrix, scales, emb, spec, block_rows):
         gids = group_ids[start : start + logits.shape[1]]
         uniq, inv = np.unique(gids, return_inverse=True)
@@ -187,9 +187,9 @@ def group_probs(matrix, scales, emb: np.ndarray, spec: ScoreSpec, group_ids: np.
     return sums / sums.sum(axis=1, keepdims=True)
 
 
-def engine_summary(n: int, dim: int, engine: "str | ScorerChoice" = "auto") -> str:
-    """Which engine ``topk`` runs for an [n, dim] matrix, and why (said by ``labels info``)."""
+def scorer_summary(n: int, dim: int, scorer: "str | ScorerChoice" = "auto") -> str:
+    """Which scorer ``topk`` runs for an [n, dim] matrix, and why (said by ``labels info``)."""
     from bioclip_edge.runtime.labels.openvino_scoring import ScorerChoice, choose_scorer
 
-    choice = engine if isinstance(engine, ScorerChoice) else choose_scorer(engine, n, dim)
+    choice = scorer if isinstance(scorer, ScorerChoice) else choose_scorer(scorer, n, dim)
     return f"{choice.label} ({choice.reason})"

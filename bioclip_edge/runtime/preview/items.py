@@ -19,12 +19,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterable, Sequence
 
+from bioclip_edge.runtime.jobs.records import RecordFields
+
 NO_BOX = "(no classified box)"
 NO_LABEL = "(no label)"
 # MegaDetector's own detection categories: what a CSV (which writes only the id) most likely means
 MD_CATEGORIES = {"1": "animal", "2": "person", "3": "vehicle"}
 EXTRA_FIELDS = ("datetime", "make", "model", "seq_id", "frame_num", "seq_num_frames")  # shown under the picture
-Record = dict[str, Any]
 Scored = tuple[str, float]
 
 
@@ -65,13 +66,13 @@ class Item:
         return bool(self.frames)
 
 
-def items_from_records(records: Iterable[Record], categories: dict[str, str] | None = None) -> list[Item]:
+def items_from_records(records: Iterable[RecordFields], categories: dict[str, str] | None = None) -> list[Item]:
     """``Item``s of ``records``; ``categories``: detection category id -> name (MegaDetector's by default)."""
     names = {**MD_CATEGORIES, **(categories or {})}
     return [item_from_record(r, names) for r in group_frame_rows(records)]
 
 
-def item_from_record(record: Record, categories: dict[str, str]) -> Item:
+def item_from_record(record: RecordFields, categories: dict[str, str]) -> Item:
     """One record -> one ``Item`` (failure, video, boxes or whole image)."""
     failures = [str(f) for f in record.get("failures") or [] if f]
     if record.get("md_failure"):
@@ -83,7 +84,7 @@ def item_from_record(record: Record, categories: dict[str, str]) -> Item:
     frames = video_frames(record)
     if frames is not None:
         return _video_item(item, record, frames, categories)
-    if "detections" in record and record.get("predictions") is None:
+    if record.get("kind") == "boxes":
         return _boxes_item(item, record.get("detections") or [], categories)
     item.top = _top(record.get("predictions"))
     item.label, item.score = item.top[0] if item.top else (NO_LABEL, 0.0)
@@ -101,7 +102,7 @@ def _boxes_item(item: Item, detections: Sequence[dict[str, Any]], categories: di
     return item
 
 
-def video_frames(record: Record) -> list[dict[str, Any]] | None:
+def video_frames(record: RecordFields) -> list[dict[str, Any]] | None:
     """A video record's frames as ``{"frame_number", "predictions"?, "detections"?}`` dicts, or None
     for a still. Three shapes reach here (``jobs.media_fields``): ``frames`` (MegaDetector JSON and
     JSON Lines read back), boxes carrying ``frame_number`` (``--detections`` on a detector's video
@@ -114,12 +115,12 @@ def video_frames(record: Record) -> list[dict[str, Any]] | None:
         for det in dets:
             by_frame.setdefault(int(det.get("frame_number") or 0), []).append(det)
         return [{"frame_number": n, "detections": d} for n, d in sorted(by_frame.items())]
-    if "frame_rate" in record and record.get("frames_processed"):
+    if record.get("kind") == "video" and record.get("frames_processed"):
         return [{"frame_number": int(n)} for n in record["frames_processed"]]
     return None
 
 
-def _video_item(item: Item, record: Record, frames: list[dict[str, Any]], categories: dict[str, str]) -> Item:
+def _video_item(item: Item, record: RecordFields, frames: list[dict[str, Any]], categories: dict[str, str]) -> Item:
     item.frames = tuple(_frame(f, categories) for f in sorted(frames, key=lambda f: int(f.get("frame_number") or 0)))
     item.top = _top(record.get("predictions")) or roll_up(item.frames)
     item.label, item.score = item.top[0] if item.top else (NO_BOX, 0.0)
@@ -145,11 +146,11 @@ def _frame(raw: dict[str, Any], categories: dict[str, str]) -> Frame:
     return Frame(number=int(raw.get("frame_number", 0)), top=top, boxes=boxes)
 
 
-def group_frame_rows(records: Iterable[Record]) -> list[Record]:
+def group_frame_rows(records: Iterable[RecordFields]) -> list[RecordFields]:
     """Per-frame rows of one video (JSON Lines: a ``frame_number`` on each row) -> one record with
     ``frames``; every other record passes through unchanged, in order."""
-    out: list[Record] = []
-    videos: dict[str, Record] = {}
+    out: list[RecordFields] = []
+    videos: dict[str, dict[str, Any]] = {}
     for record in records:
         if "frame_number" not in record or record.get("frames"):
             out.append(record)

@@ -25,6 +25,7 @@ from typing import Any
 
 from bioclip_edge.errors import PreviousOutputError, UserError
 from bioclip_edge.runtime.jobs.previous_output import load_md_document, md_document_records, read_output_records
+from bioclip_edge.runtime.jobs.records import read_back
 from bioclip_edge.runtime.preview.items import Item, items_from_records
 
 SNIFF_BYTES = 1 << 16
@@ -67,10 +68,11 @@ def _read_parquet(path: Path) -> Predictions:
     """A Parquet output holds the run's metadata whole in its schema, and each record whole."""
     from bioclip_edge.runtime.jobs.parquet_output import read_classify_records
 
-    meta, records = read_classify_records(path)
+    meta, rows = read_classify_records(path)
+    mode = (meta.get("run_fingerprint") or {}).get("mode") or ("detections" if any("detections" in r for r in rows) else "whole-image")
     meta = {k: v for k, v in meta.items() if k != "run_fingerprint"}
-    meta.setdefault("mode", "detections" if any("detections" in r for r in records) else "whole-image")
-    return Predictions(path, "parquet", meta, items_from_records(records))
+    meta.setdefault("mode", mode)
+    return Predictions(path, "parquet", meta, items_from_records([read_back(row, mode == "detections") for row in rows]))
 
 
 def sniff_format(path: Path) -> str:

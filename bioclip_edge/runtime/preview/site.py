@@ -74,7 +74,7 @@ def check_preview_target(out: str | os.PathLike) -> Path:
 
 def build_preview(config: PreviewConfig, meta: dict[str, Any] | None = None) -> PreviewSummary:
     """Write the site of ``config.predictions`` into ``config.out``; ``meta``: facts about the run the
-    caller knows (``Classifier.describe()``), used where the file does not record them."""
+    caller knows (``Classifier.description.to_dict()``), used where the file does not record them."""
     if config.per_page < 1:
         raise OutputTargetError(f"--per-page must be at least 1 (got {config.per_page})")
     out = check_preview_target(config.out)

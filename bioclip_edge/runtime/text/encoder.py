@@ -3,7 +3,7 @@
 open_clip pads every label to 77 tokens, but its text tower pools at the end-of-text token
 behind a causal mask, so the tokens after a label's end change nothing. Sorting labels by token
 length, batching neighbours together and cutting each batch to its longest label gives the same
-embeddings (cosine >= 0.99999, see tests/test_text_encoder.py) several times faster, because
+embeddings (cosine >= 0.99999, see tests/runtime/text/test_encoder.py) several times faster, because
 most labels are 5-30 tokens long. Towers without a causal mask (``variant.dynamic_length`` is
 False) get the full context, as open_clip gives them.
 """

@@ -8,8 +8,7 @@ import sys
 
 from bioclip_edge.cli import main
 from bioclip_edge.runtime.labels.matrix import LabelMatrix
-from tests.runtime.labels.test_build import SPECIES_CSV
-from tests.runtime.labels.test_import import write_official
+from tests.helpers.labels import SPECIES_CSV, write_official
 
 
 def test_build_info_subset(tmp_path, tiny_bundle, capsys):

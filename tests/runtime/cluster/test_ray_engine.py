@@ -30,7 +30,7 @@ from bioclip_edge.runtime.cluster.engine import RayEngine  # noqa: E402
 from bioclip_edge.runtime.cluster.options import RayOptions  # noqa: E402
 from bioclip_edge.runtime.inference.plan import SessionOptions  # noqa: E402
 from bioclip_edge.runtime.jobs.classifier import Classifier  # noqa: E402
-from bioclip_edge.runtime.jobs.classify import ClassifyJob, run_classify  # noqa: E402
+from bioclip_edge.runtime.jobs.classify_job import ClassifyJob, run_classify  # noqa: E402
 
 EXACT = {"precision": "fp32", "session": SessionOptions(backend="onnxruntime")}
 EXACT_ARGS = ["--precision", "fp32", "--backend", "onnxruntime"]
@@ -110,7 +110,7 @@ def test_ray_embeddings_as_parquet_equal_the_local_engine(cluster, tiny_bundle, 
 
     from bioclip_edge.runtime.images.embedder import ImageEmbedder
     from bioclip_edge.runtime.images.request import ImageRequest
-    from bioclip_edge.runtime.jobs.embed import EmbedJob, run_embed
+    from bioclip_edge.runtime.jobs.embed_job import EmbedJob, run_embed
     from bioclip_edge.runtime.jobs.parquet_output import embedding_matrix
 
     embedder = ImageEmbedder(tiny_bundle, ImageRequest(**EXACT))
@@ -192,7 +192,7 @@ def test_an_actor_killed_mid_run_is_restarted_and_no_image_is_lost_or_repeated(c
 
 def test_a_node_that_would_compute_differently_stops_the_job(cluster, tiny_bundle, card, tmp_path):
     clf = Classifier(tiny_bundle, LABELS.split(","), **EXACT)
-    clf.embedder.backend = "OpenVINO CPU (bfloat16)"  # the driver claims bf16; the nodes run onnxruntime fp32
+    clf.embedder.provider = "OpenVINO CPU (bfloat16)"  # the driver claims bf16; the nodes run onnxruntime fp32
     with pytest.raises(ClusterError, match="a Ray worker stopped the job: node .* one output must not mix"):
         run_classify(clf, ClassifyJob(out=tmp_path / "p.csv", progress=False), [card], engine=engine(cluster))
     assert not (tmp_path / "p.csv").exists()

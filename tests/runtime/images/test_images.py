@@ -125,7 +125,7 @@ def test_discover_folder_recursive_case_insensitive_sorted(tmp_path, good):
     names = [i.filepath for i in items]
     assert names == [
         "broken.jpg",
-        "video.mp4",  # videos are inputs too (issue 13); decoding them is runtime.images.video's business
+        "video.mp4",  # videos are inputs too; decoding them is runtime.images.video's business
         *[f"DCIM/100RECNX/IMG_{i:04d}{s}" for i, s in enumerate((".JPG", ".jpeg", ".Png", ".TIF", ".tiff", ".WebP", ".bmp"))],
         "weird.jpg/inside.jpg",
     ]

@@ -1,4 +1,4 @@
-"""Videos next to stills (issue 13): discovery, sampling (keyframe-only where it can), the
+"""Videos next to stills: discovery, sampling (keyframe-only where it can), the
 MegaDetector video convention checked by MegaDetector's own validator, CSV and JSON Lines rows,
 every broken case as a failure row, ``--detections`` on a MegaDetector video file, ``embed`` and
 ``--resume``. Videos are made here with PyAV's own encoders from real photos (``video_factory``),

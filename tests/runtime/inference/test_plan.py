@@ -66,7 +66,7 @@ def test_machine_simulations_pick_as_selection_does(bundle, no_machine_reads, ca
 
 
 def test_plan_round_trips_through_json(bundle):
-    plan = dataclasses.replace(make_plan(bundle, "vision", "fp32", SessionOptions(intra_op_threads=2), caps=()),
+    plan = dataclasses.replace(make_plan(bundle, "vision", "fp32", SessionOptions(model_threads=2), caps=()),
                                static_shape=(4, 3, 224, 224))
     back = InferencePlan.from_dict(json.loads(json.dumps(plan.to_dict())))
     assert back == plan and isinstance(back.static_shape, tuple) and isinstance(back.providers, tuple)

@@ -185,8 +185,9 @@ def test_random_weights_are_said_plainly(random_flagged_bundle, tmp_path, photo_
     assert capsys.readouterr().out.startswith("WARNING: RANDOM WEIGHTS")
 
 
-def test_killed_run_resumes_without_losing_or_redoing_work(clf, card, tmp_path):
+def test_killed_run_resumes_without_losing_or_redoing_work(clf, card, tmp_path, records_spec):
     items = discover([card])
+    order = [it.filepath for it in items]
     out = tmp_path / "run.jsonl"
     fingerprint = {"model": "tiny", "labels": 6}
     seen = []
@@ -198,17 +199,16 @@ def test_killed_run_resumes_without_losing_or_redoing_work(clf, card, tmp_path):
             seen.append(record["filepath"])
             yield record
 
-    write = lambda path, records: path.write_text("".join(json.dumps(r) + "\n" for r in records))  # noqa: E731
     config = JobConfig(out=out, checkpoint_images=4, progress=False)
     with pytest.raises(KeyboardInterrupt):
-        run_job(killed, write, fingerprint, config)
+        run_job(records_spec(out, order, killed, fingerprint), config)
     assert not out.exists()
     lines = checkpoint_path(out).read_text().splitlines()
     assert len(lines) == 1 + 9  # header + every finished record, saved on the way out
     with pytest.raises(Exception, match="--resume"):
-        run_job(lambda skip: iter(()), write, fingerprint, config)
+        run_job(records_spec(out, order, lambda skip: iter(()), fingerprint), config)
     with pytest.raises(Exception, match="different run"):
-        run_job(lambda skip: iter(()), write, {"model": "other", "labels": 6}, JobConfig(out=out, resume=True))
+        run_job(records_spec(out, order, lambda skip: iter(()), {"model": "other", "labels": 6}), JobConfig(out=out, resume=True))
 
     redone = []
 
@@ -217,8 +217,7 @@ def test_killed_run_resumes_without_losing_or_redoing_work(clf, card, tmp_path):
             redone.append(record["filepath"])
             yield record
 
-    order = [it.filepath for it in items]
-    summary = run_job(rest, write, fingerprint, JobConfig(out=out, resume=True, progress=False), total=len(items), order=order)
+    summary = run_job(records_spec(out, order, rest, fingerprint), JobConfig(out=out, resume=True, progress=False)).summary
     done_before = [json.loads(line)["filepath"] for line in lines[1:] if not json.loads(line)["failures"]]
     assert not set(done_before) & set(redone)  # finished images are not classified again
     final = [json.loads(line) for line in out.read_text().splitlines()]
@@ -227,7 +226,7 @@ def test_killed_run_resumes_without_losing_or_redoing_work(clf, card, tmp_path):
     assert not checkpoint_path(out).exists()
 
 
-def test_checkpoint_is_written_during_the_run(clf, photo_dir, tmp_path):
+def test_checkpoint_is_written_during_the_run(clf, photo_dir, tmp_path, records_spec):
     out = tmp_path / "o.json"
     sizes = []
 
@@ -237,7 +236,8 @@ def test_checkpoint_is_written_during_the_run(clf, photo_dir, tmp_path):
             path = checkpoint_path(out)
             sizes.append(len(path.read_text().splitlines()) if path.exists() else 0)
 
-    run_job(produce, lambda p, r: p.write_text("done"), {"m": 1}, JobConfig(out=out, checkpoint_images=2, progress=False))
+    order = [item.filepath for item in discover([photo_dir])]
+    run_job(records_spec(out, order, produce, {"m": 1}), JobConfig(out=out, checkpoint_images=2, progress=False))
     assert sizes[1] == 3 and sizes[3] == 5  # header + 2, header + 4: saved every 2 images
     assert not list(tmp_path.glob(".*.tmp"))  # atomic writes leave no temp files
 

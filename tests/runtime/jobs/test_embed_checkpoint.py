@@ -14,7 +14,7 @@ from bioclip_edge.errors import CheckpointError
 from bioclip_edge.runtime.inference.plan import SessionOptions
 from bioclip_edge.runtime.images.embedder import ImageEmbedder
 from bioclip_edge.runtime.images.request import ImageRequest
-from bioclip_edge.runtime.jobs.embed import EmbedJob, run_embed
+from bioclip_edge.runtime.jobs.embed_job import EmbedJob, run_embed
 from bioclip_edge.runtime.jobs.engines import LocalEngine
 
 NAMES = ("astronaut", "chelsea", "coffee", "rocket", "colorwheel", "immunohistochemistry")

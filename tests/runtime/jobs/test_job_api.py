@@ -1,4 +1,4 @@
-"""One job API (issue 11): the Python API and the command line run the same classify and embed
+"""One job API: the Python API and the command line run the same classify and embed
 jobs from one request value; a resumable classify run is a few lines of Python."""
 
 from __future__ import annotations
@@ -82,9 +82,9 @@ def test_python_embed_job_matches_the_cli(tiny_bundle, card, tmp_path):
 def test_requests_refuse_bad_values_in_both_apis(tiny_bundle, card, tmp_path, capsys):
     from bioclip_edge.runtime.images.request import ImageRequest
     from bioclip_edge.runtime.jobs.classifier import ClassifyRequest
-    from bioclip_edge.runtime.jobs.classify import ClassifyJob
+    from bioclip_edge.runtime.jobs.classify_job import ClassifyJob
 
-    for bad, words in (({"batch_size": 0}, "--batch-size"), ({"decode_threads": -1}, "--threads"), ({"max_pixels": 0}, "--max-pixels")):
+    for bad, words in (({"batch_size": 0}, "--batch-size"), ({"decode_threads": -1}, "--decode-threads"), ({"max_pixels": 0}, "--max-pixels")):
         with pytest.raises(OptionError, match=words):
             ImageRequest(**bad)
     with pytest.raises(OptionError, match="--top-k"):
@@ -108,5 +108,5 @@ def test_one_request_flows_down_unchanged(tiny_bundle):
     assert clf.request is request and clf.embedder.request is request
     assert (clf.embedder.flow.batch_size, clf.embedder.flow.decode_threads) == (3, 1)
     assert clf.embedder.decode.draft_size == clf.transform.draft_size and clf.embedder.crop_decode.draft_size is None
-    assert clf.request.decode == "draft"  # fast_decode=True: the deprecated spelling of decode="draft"
-    assert clf.decode_draft(detections=False) == clf.transform.draft_size == clf.decode_draft(detections=True)  # crops: per frame
+    assert clf.request.decode == "draft"  # fast_decode=True: another spelling of decode="draft"
+    assert clf.draft_size == clf.transform.draft_size  # MegaDetector crops: drafted per frame (crop_options)

@@ -1,20 +1,25 @@
 """Output files: MegaDetector batch format checked by MegaDetector's own validator
 (validate_batch_results, via md_validation) and against the format's documented fields
-(https://lila.science/megadetector-output-format), CSV and JSON Lines."""
+(https://lila.science/megadetector-output-format), CSV and JSON Lines; then every kind of
+MegaDetector file ``classify`` writes, end to end: whole-image runs with unreadable images,
+``--detections`` runs (with MegaDetector's own failures and images gone missing), random-weight
+bundles, and taxonomy label matrices (descriptions, and the threshold Timelapse reads)."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import shutil
 from pathlib import Path
 
 import pytest
 
 from bioclip_edge.cli import main as cli_main
 from bioclip_edge.runtime.jobs.writers import (MD_FORMAT_VERSION, csv_text, format_for, jsonl_text, megadetector_document,
-                                          typical_classification_threshold, write_results)
+                                               typical_classification_threshold, write_results)
 from tests.helpers.md_validation import assert_md_valid, md_problems
+from tests.helpers.labels import write_official
 
 # The format, as documented (field lists written from the spec, not from our writer):
 MD_REQUIRED_TOP = {"info", "images", "detection_categories"}
@@ -68,12 +73,12 @@ def validate_md(doc: dict, allowed_image_extras: set[str] = frozenset()) -> None
 
 def records():
     return [
-        {"filepath": "cam1/IMG_0001.JPG", "predictions": [{"label": "leopard", "score": 0.71234567, "index": 1},
-                                                          {"label": "lion", "score": 0.2, "index": 0}],
+        {"kind": "image", "filepath": "cam1/IMG_0001.JPG", "predictions": [{"label": "leopard", "score": 0.71234567, "index": 1},
+                                                                           {"label": "lion", "score": 0.2, "index": 0}],
          "failures": [], "datetime": "2024:03:17 05:42:09", "make": "Reconyx", "model": "HyperFire 2", "width": 1920, "height": 1080},
-        {"filepath": "cam1/IMG_0002.JPG", "predictions": [], "failures": ["truncated or corrupt image data"]},
-        {"filepath": "cam1/ñandú 3.jpg", "predictions": [{"label": "empty", "score": 0.9, "index": 3},
-                                                         {"label": "lion", "score": 0.05, "index": 0}], "failures": []},
+        {"kind": "failure", "filepath": "cam1/IMG_0002.JPG", "predictions": [], "failures": ["truncated or corrupt image data"]},
+        {"kind": "image", "filepath": "cam1/ñandú 3.jpg", "predictions": [{"label": "empty", "score": 0.9, "index": 3},
+                                                                          {"label": "lion", "score": 0.05, "index": 0}], "failures": []},
     ]
 
 
@@ -126,6 +131,7 @@ def test_jsonl_round_trips_and_random_warning():
     lines = jsonl_text(records(), {**META, "random_weights": True}).splitlines()
     back = [json.loads(line) for line in lines]
     assert [b["filepath"] for b in back] == [r["filepath"] for r in records()]
+    assert not any("kind" in b for b in back)  # the kind is never written (runtime.jobs.records.stored)
     assert all("RANDOM WEIGHTS" in b["warning"] for b in back)
     rows = list(csv.DictReader(io.StringIO(csv_text(records(), {**META, "random_weights": True}))))
     assert all("RANDOM WEIGHTS" in r["warning"] for r in rows)
@@ -136,7 +142,7 @@ def test_detections_document_keeps_input_and_replaces_old_classifications():
           "detection_categories": {"1": "animal", "2": "person"},
           "classification_categories": {"0": "old"},
           "images": []}
-    recs = [{"filepath": "a.jpg", "detections": [
+    recs = [{"kind": "boxes", "filepath": "a.jpg", "detections": [
                 {"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.2, 0.2], "classifications": [["0", 1.0]],
                  "predictions": [{"label": "lion", "score": 0.6, "index": 0}]},
                 {"category": "2", "conf": 0.4, "bbox": [0.5, 0.5, 0.2, 0.2], "classifications": [["0", 1.0]]}],
@@ -151,16 +157,6 @@ def test_detections_document_keeps_input_and_replaces_old_classifications():
 def test_format_from_suffix():
     assert format_for("x.csv", None) == "csv" and format_for("x.jsonl", None) == "jsonl"
     assert format_for("x.json", None) == "megadetector" and format_for("x.json", "csv") == "csv"
-
-
-def test_cli_megadetector_output_is_valid(tiny_bundle, photo_dir, tmp_path):
-    out = tmp_path / "predictions.json"
-    assert cli_main(["classify", str(tiny_bundle), str(photo_dir), "--labels", "lion,leopard,coffee",
-                     "--out", str(out), "--relative-paths", "--top-k", "2"]) == 0
-    doc = json.loads(out.read_text())
-    validate_md(doc, allowed_image_extras={"datetime", "make", "model"})
-    assert sorted(im["file"] for im in doc["images"]) == sorted(p.name for p in Path(photo_dir).iterdir())
-    assert all(len(im["detections"][0]["classifications"]) == 2 for im in doc["images"])
 
 
 # --- MegaDetector 1.6 for its readers ------------------------------------------------------------
@@ -196,11 +192,11 @@ def test_detections_documents_of_any_input_version_validate():
            "classification_categories": {"0": "old"}, "classification_category_descriptions": {"0": "old;tax"},
            "images": []}
     recs = [
-        {"filepath": "a.jpg", "failures": [], "detections": [
+        {"kind": "boxes", "filepath": "a.jpg", "failures": [], "detections": [
             {"category": "1", "conf": 1, "bbox": [0.1, 0.1, 0.2, 0.2], "classifications": [["0", 1.0]],
              "predictions": [{"label": "lion", "score": 0.6, "index": 0}, {"label": "empty", "score": 0.3, "index": 3}]}]},
-        {"filepath": "gone.jpg", "failures": ["file not found"], "detections": [{"category": "1", "conf": 0.7, "bbox": [0, 0, 1, 1]}]},
-        {"filepath": "broken.jpg", "failures": ["megadetector: Failure image access"], "detections": None,
+        {"kind": "boxes", "filepath": "gone.jpg", "failures": ["file not found"], "detections": [{"category": "1", "conf": 0.7, "bbox": [0, 0, 1, 1]}]},
+        {"kind": "boxes", "filepath": "broken.jpg", "failures": ["megadetector: Failure image access"], "detections": None,
          "md_failure": "Failure image access"},
     ]
     doc = megadetector_document(recs, META, LABELS, detections=old)
@@ -238,3 +234,86 @@ def test_importing_the_validator_leaves_pillow_strict():
     from PIL import ImageFile
 
     assert ImageFile.LOAD_TRUNCATED_IMAGES is False  # md_validation undoes MegaDetector's global switch
+
+
+# --- every kind of MegaDetector file classify writes, end to end ----------------------------------
+LABEL_TEXT = "lion,leopard,coffee cup,empty savanna"
+
+
+@pytest.fixture()
+def card(photo_dir, tmp_path) -> Path:
+    """The sample photos plus two files no decoder reads."""
+    folder = tmp_path / "card"
+    shutil.copytree(photo_dir, folder)
+    (folder / "truncated.jpg").write_bytes((photo_dir / "chelsea.jpg").read_bytes()[:300])
+    (folder / "empty.jpg").write_bytes(b"")
+    return folder
+
+
+def classify(*args: str) -> int:
+    return cli_main(["classify", *map(str, args), "--no-progress"])
+
+
+def test_whole_image_run_with_failures(tiny_bundle, card, tmp_path):
+    out = tmp_path / "predictions.json"
+    assert classify(tiny_bundle, card, "--labels", LABEL_TEXT, "--out", out, "--relative-paths", "--top-k", "2") == 1
+    doc = json.loads(out.read_text())
+    validate_md(doc, allowed_image_extras={"datetime", "make", "model"})
+    assert sorted(im["file"] for im in doc["images"]) == sorted(p.name for p in card.iterdir())
+    failed = {im["file"]: im for im in doc["images"] if "failure" in im}
+    assert set(failed) == {"truncated.jpg", "empty.jpg"}
+    assert all(im["detections"] is None and im["failure"] for im in failed.values())
+    assert all(len(im["detections"][0]["classifications"]) == 2 for im in doc["images"] if im["file"] not in failed)
+    assert doc["info"]["format_version"] == "1.6"
+    assert doc["classification_category_descriptions"] == doc["classification_categories"]
+    assert set(doc["classification_categories"].values()) == set(LABEL_TEXT.split(","))
+    assert doc["info"]["classifier_metadata"]["typical_classification_threshold"] == typical_classification_threshold(4)
+
+
+def test_detections_run(tiny_bundle, photo_dir, tmp_path):
+    md = {
+        "info": {"format_version": "1.4", "detector": "md_v5a.0.0.pt",
+                 "detector_metadata": {"typical_detection_threshold": 0.2}},
+        "detection_categories": {"1": "animal", "2": "person", "3": "vehicle"},
+        "images": [
+            {"file": "chelsea.jpg", "detections": [
+                {"category": "1", "conf": 0.9, "bbox": [0.1, 0.1, 0.5, 0.6]},
+                {"category": "2", "conf": 0.8, "bbox": [0.5, 0.5, 0.4, 0.4]}]},
+            {"file": "coffee.jpg", "detections": []},
+            {"file": "gone.jpg", "detections": [{"category": "1", "conf": 0.7, "bbox": [0, 0, 1, 1]}]},
+            {"file": "broken.jpg", "failure": "Failure image access", "detections": None},
+        ],
+    }
+    md_path = tmp_path / "md.json"
+    md_path.write_text(json.dumps(md), encoding="utf-8")
+    out = tmp_path / "with_species.json"
+    assert classify(tiny_bundle, photo_dir, "--detections", md_path, "--out", out, "--labels", LABEL_TEXT) == 1
+    doc = assert_md_valid(out)
+    images = {im["file"]: im for im in doc["images"]}
+    assert doc["info"]["format_version"] == "1.6" and doc["info"]["detector"] == "md_v5a.0.0.pt"
+    assert "classifications" in images["chelsea.jpg"]["detections"][0]
+    assert images["broken.jpg"]["detections"] is None and "classification_failure" in images["gone.jpg"]
+
+
+def test_random_weights_run(random_flagged_bundle, photo_dir, tmp_path):
+    out = tmp_path / "p.json"
+    assert classify(random_flagged_bundle, photo_dir, "--labels", LABEL_TEXT, "--out", out) == 0
+    doc = assert_md_valid(out)
+    meta = doc["info"]["classifier_metadata"]
+    assert "RANDOM WEIGHTS" in meta["warning"] and meta["random_weights"] is True
+    assert doc["info"]["format_version"] == "1.6" and meta["typical_classification_threshold"] == 0.5
+
+
+def test_taxonomy_matrix_run(tiny_bundle, photo_dir, tmp_path):
+    npy, names, _ = write_official(tmp_path, 32, 40, zero_tail=0)
+    labels = tmp_path / "tol-labels"  # no suffix: recognised by content
+    assert cli_main(["labels", "import", str(tiny_bundle), str(npy), str(names), "--out", str(labels)]) == 0
+    out = tmp_path / "p.json"
+    assert classify(tiny_bundle, photo_dir, "--labels", labels, "--out", out, "--top-k", "3") == 0
+    doc = assert_md_valid(out)
+    descriptions = doc["classification_category_descriptions"]
+    assert set(descriptions) == set(doc["classification_categories"]) and len(descriptions) == 40
+    assert descriptions["0"] == "mammalia;carnivora;felidae;panthera;leo"
+    assert descriptions["3"] == "magnoliopsida;fagales;fagaceae;quercus;robur"
+    assert all(d == d.lower() and d.count(";") == 4 for d in descriptions.values())
+    assert doc["info"]["classifier_metadata"]["typical_classification_threshold"] == 0.125  # 5 / 40 labels

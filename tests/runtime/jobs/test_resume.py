@@ -49,13 +49,13 @@ def classify(bundle, inputs, out, *extra) -> int:
 
 def no_decoding(monkeypatch):
     """Any image decode fails the test: the run must stop before reading one."""
-    from bioclip_edge.runtime.jobs import classifier
+    from bioclip_edge.runtime.jobs import box_records
     from bioclip_edge.runtime.images import decode as images
 
     def decode(*args, **kwargs):
         raise AssertionError("an image was decoded")
 
-    monkeypatch.setattr(classifier, "load_image", decode)
+    monkeypatch.setattr(box_records, "load_image", decode)
     monkeypatch.setattr(images, "load_image", decode)
 
 
@@ -149,7 +149,7 @@ def test_a_killed_extension_resumes_with_the_kept_rows(tiny_bundle, card, photo_
     which holds the rows it kept from the finished output as well."""
     from bioclip_edge.runtime.jobs import checkpoint as ck
     from bioclip_edge.runtime.jobs.classifier import Classifier
-    from bioclip_edge.runtime.jobs.classify import ClassifyJob, run_classify
+    from bioclip_edge.runtime.jobs.classify_job import ClassifyJob, run_classify
     from bioclip_edge.runtime.images.discover import discover
 
     clf = Classifier(Bundle.open(tiny_bundle), ["lion", "leopard"], top_k=2)

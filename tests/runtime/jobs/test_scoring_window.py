@@ -195,12 +195,12 @@ def test_records_wait_for_their_window_and_keep_their_order():
     assert list(scored_in_windows(iter([item("x", [])]), score, 3)) == [{"name": "x", "found": []}] and calls == [1, 3, 2]
 
 
-def test_a_killed_windowed_run_loses_nothing_finished(clf, card, tmp_path, monkeypatch):
+def test_a_killed_windowed_run_loses_nothing_finished(clf, card, tmp_path, monkeypatch, records_spec):
     monkeypatch.setattr(clf, "score_window", 4)
     items = discover([card])
+    order = [it.filepath for it in items]
     out = tmp_path / "run.jsonl"
     fingerprint = {"model": "tiny", "labels": 6}
-    write = lambda path, records: path.write_text("".join(json.dumps(r) + "\n" for r in records))  # noqa: E731
 
     def killed(skip):
         for i, record in enumerate(clf.iter_items([it for it in items if it.filepath not in skip])):
@@ -209,7 +209,7 @@ def test_a_killed_windowed_run_loses_nothing_finished(clf, card, tmp_path, monke
             yield record
 
     with pytest.raises(KeyboardInterrupt):
-        run_job(killed, write, fingerprint, JobConfig(out=out, checkpoint_images=100, progress=False))
+        run_job(records_spec(out, order, killed, fingerprint), JobConfig(out=out, checkpoint_images=100, progress=False))
     lines = checkpoint_path(out).read_text().splitlines()
     assert len(lines) == 1 + 5  # every record yielded before the kill; the waiting ones were never yielded
     redone = []
@@ -219,8 +219,7 @@ def test_a_killed_windowed_run_loses_nothing_finished(clf, card, tmp_path, monke
             redone.append(record["filepath"])
             yield record
 
-    order = [it.filepath for it in items]
-    run_job(rest, write, fingerprint, JobConfig(out=out, resume=True, progress=False), total=len(items), order=order)
+    run_job(records_spec(out, order, rest, fingerprint), JobConfig(out=out, resume=True, progress=False))
     done_before = {json.loads(line)["filepath"] for line in lines[1:] if not json.loads(line)["failures"]}
     assert not done_before & set(redone)
     assert [json.loads(line)["filepath"] for line in out.read_text().splitlines()] == order

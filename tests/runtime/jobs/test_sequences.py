@@ -1,4 +1,4 @@
-"""Bursts as sequences (issue 13): ``--sequence-gap`` grouping by folder and camera (make, model,
+"""Bursts as sequences: ``--sequence-gap`` grouping by folder and camera (make, model,
 serial) and capture time, COCO Camera Traps' fields in every format, the sequence's top-k, and
 ``--smooth``; computed over the whole run's records, so a resumed run groups as one run does.
 
@@ -69,7 +69,7 @@ def groups_of(records: list[dict]) -> list[set[str]]:
 # --- the grouping rule ------------------------------------------------------------------------------
 def _record(name: str) -> dict:
     photo, (make, model), serial, when = BURSTS[name]
-    record = {"filepath": name, "predictions": [], "failures": [], "make": make, "model": model}
+    record = {"kind": "image", "filepath": name, "predictions": [], "failures": [], "make": make, "model": model}
     if when:
         record["datetime"] = when
     if serial:

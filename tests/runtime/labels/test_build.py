@@ -12,14 +12,7 @@ from bioclip_edge.runtime.inference.bundle import Bundle
 from bioclip_edge.runtime.labels.build import LabelSourceError, build_label_matrix, read_label_source
 from bioclip_edge.runtime.labels.matrix import LabelMatrix
 from bioclip_edge.runtime.text.recipes import OPENAI_IMAGENET_TEMPLATES, RecipeError, get_recipe
-
-SPECIES_CSV = """Kingdom,Phylum,Class,Order,Family,Genus,Species,Common Name
-Animalia,Chordata,Mammalia,Carnivora,Felidae,Panthera,leo,lion
-Animalia,Chordata,Mammalia,Carnivora,Felidae,Panthera,Panthera pardus,leopard
-Animalia,Chordata,Mammalia,Carnivora,Hyaenidae,Crocuta,crocuta,spotted hyena
-Animalia,Chordata,Aves,Passeriformes,Corvidae,Corvus,corax,common raven
-Animalia,Chordata,Aves,Struthioniformes,Struthionidae,Struthio,camelus,
-"""
+from tests.helpers.labels import SPECIES_CSV
 
 
 @pytest.fixture(scope="module")

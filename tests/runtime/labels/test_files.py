@@ -16,8 +16,7 @@ from bioclip_edge.runtime.labels.store import LabelFileError, is_label_file
 from bioclip_edge.runtime.labels.matrix import LabelMatrix
 from bioclip_edge.runtime.common.target import OutputTargetError
 from bioclip_edge.runtime.labels.taxonomy import taxonomy_description
-from tests.runtime.labels.test_build import SPECIES_CSV
-from tests.runtime.labels.test_import import write_official
+from tests.helpers.labels import SPECIES_CSV, write_official
 
 
 @pytest.fixture(scope="module")

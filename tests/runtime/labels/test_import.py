@@ -11,32 +11,12 @@ import pytest
 from bioclip_edge.runtime.inference.bundle import Bundle
 from bioclip_edge.runtime.labels.importer import LabelImportError, import_tol
 from bioclip_edge.runtime.labels.matrix import LabelMatrix
-
-TAXA = [
-    (["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Panthera", "leo"], "lion"),
-    (["Animalia", "Chordata", "Mammalia", "Carnivora", "Felidae", "Panthera", "pardus"], "leopard"),
-    (["Animalia", "Chordata", "Aves", "Passeriformes", "Corvidae", "Corvus", "corax"], "common raven"),
-    (["Plantae", "Tracheophyta", "Magnoliopsida", "Fagales", "Fagaceae", "Quercus", "robur"], ""),
-    (["Animalia", "Arthropoda", "Insecta", "Lepidoptera", "Nymphalidae", "Danaus", "plexippus"], "monarch"),
-]
+from tests.helpers.labels import write_official
 
 
 @pytest.fixture(scope="module")
 def bundle(tiny_bundle):
     return Bundle.open(tiny_bundle)
-
-
-def write_official(folder, dim: int, n: int, zero_tail: int, seed: int = 0):
-    """The shipped layout: float32 [dim, N], columns = labels, the last ``zero_tail`` columns all zero."""
-    rng = np.random.default_rng(seed)
-    emb = rng.standard_normal((dim, n)).astype(np.float32)
-    emb /= np.linalg.norm(emb, axis=0, keepdims=True)
-    if zero_tail:
-        emb[:, n - zero_tail :] = 0
-    names = [[list(TAXA[i % len(TAXA)][0]), TAXA[i % len(TAXA)][1]] for i in range(n)]
-    np.save(folder / "txt_emb_species.npy", emb)
-    (folder / "txt_emb_species.json").write_text(json.dumps(names), encoding="utf-8")
-    return folder / "txt_emb_species.npy", folder / "txt_emb_species.json", emb
 
 
 def test_import_official_layout_drops_zero_tail(tmp_path, bundle, caplog):

@@ -1,4 +1,4 @@
-"""The OpenVINO scoring engine's parts (issue 6): threshold candidates, group maxima, block shapes, precisions."""
+"""The OpenVINO scoring engine's parts: threshold candidates, group maxima, block shapes, precisions."""
 
 from __future__ import annotations
 
@@ -8,16 +8,12 @@ import pytest
 from bioclip_edge.runtime.labels import scoring
 from bioclip_edge.runtime.labels import openvino_scoring
 from bioclip_edge.runtime.labels.matrix import LabelMatrix
+from tests.helpers.labels import model_info, unit
 
 DIM = 48
-INFO = {"model_id": "test", "architecture": "ViT-T", "embed_dim": DIM, "logit_scale": 100.0, "logit_bias": None,
-        "random_weights": True, "seed": 0, "text_variant": None, "text_sha256": None, "text_tower_sha256s": []}
+INFO = model_info(DIM)
 CAPS = openvino_scoring.openvino_capabilities()
 needs_openvino = pytest.mark.skipif(not CAPS, reason="OpenVINO is not installed")
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
 def reference_best(logits: np.ndarray, keep: int) -> tuple[np.ndarray, np.ndarray]:
@@ -61,9 +57,9 @@ def test_candidates_only_look_at_hot_groups():
 
 
 def test_block_rows_are_whole_groups():
-    assert openvino_scoring.block_rows_for(768) == 8192  # 12 MiB of fp16 rows
+    assert openvino_scoring.openvino_block_rows(768) == 8192  # 12 MiB of fp16 rows
     for dim, itemsize in [(768, 4), (1024, 1), (500, 2), (7, 2)]:
-        rows = openvino_scoring.block_rows_for(dim, itemsize)
+        rows = openvino_scoring.openvino_block_rows(dim, itemsize)
         assert rows % openvino_scoring.GROUP == 0 and rows >= 1024
 
 
@@ -92,8 +88,8 @@ def test_grouped_blocks_equal_numpy(near_duplicates, engine, dtype):
     """Static 1024-row blocks with group maxima and a short dynamic tail give the numpy top-k."""
     labels, images = near_duplicates
     m = LabelMatrix.from_embeddings(labels, [f"l{i}" for i in range(len(labels))], INFO, "plain", dtype=dtype)
-    ref_i, ref_p, ref_l = scoring.topk(m.matrix, m.scales, images, 5, m.score_spec, engine="numpy")
-    idx, probs, logits = scoring.topk(m.matrix, m.scales, images, 5, m.score_spec, block_rows=1024, engine=engine)
+    ref_i, ref_p, ref_l = scoring.topk(m.matrix, m.scales, images, 5, m.score_spec, scorer="numpy")
+    idx, probs, logits = scoring.topk(m.matrix, m.scales, images, 5, m.score_spec, block_rows=1024, scorer=engine)
     np.testing.assert_array_equal(idx, ref_i)
     np.testing.assert_allclose(logits, ref_l, rtol=0, atol=1e-4)
     # Probabilities differ only through the non-candidate labels' rounded terms in the normaliser:

@@ -11,17 +11,13 @@ import pytest
 
 from bioclip_edge.runtime.labels import ranking, scoring, openvino_scoring
 from bioclip_edge.runtime.labels.matrix import LabelMatrix
+from tests.helpers.labels import model_info, unit
 
 DIM = 48
-INFO = {"model_id": "test", "architecture": "ViT-T", "embed_dim": DIM, "logit_scale": 100.0, "logit_bias": None,
-        "random_weights": True, "seed": 0, "text_variant": None, "text_sha256": None, "text_tower_sha256s": []}
+INFO = model_info(DIM)
 CAPS = openvino_scoring.openvino_capabilities()
 needs_openvino = pytest.mark.skipif(not CAPS, reason="OpenVINO is not installed")
 PRECISIONS = [p for p in ("bf16", "f16") if openvino_scoring._CAPABILITY[p] in CAPS]
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
 
 
 @pytest.fixture(scope="module")
@@ -62,7 +58,7 @@ def test_ranking_on_the_int8_copy_keeps_numpys_top_k(clusters, tmp_path, big_eno
     m._scorer = openvino_scoring.ScorerChoice("openvino", precision, "test")
     rows, scales = m.ranking_rows
     assert rows.dtype == np.int8 and isinstance(rows, np.memmap) and rows.shape == m.matrix.shape
-    ref_i, ref_p, ref_l = scoring.topk(m.matrix, None, images, 5, m.score_spec, engine="numpy")
+    ref_i, ref_p, ref_l = scoring.topk(m.matrix, None, images, 5, m.score_spec, scorer="numpy")
     idx, probs = m.topk(images, 5)
     np.testing.assert_array_equal(idx, ref_i)
     np.testing.assert_allclose(probs, ref_p, rtol=1e-3, atol=1e-9)
@@ -127,7 +123,7 @@ def test_int8_ranking_at_768_dims_keeps_numpys_top_10(tmp_path, big_enough):
     m = saved(labels, tmp_path / "l.npz")
     m._scorer = openvino_scoring.ScorerChoice("openvino", "bf16", "test")
     assert m.ranking_rows is not None
-    ref_i, ref_p, _ = scoring.topk(m.matrix, None, images, 10, m.score_spec, engine="numpy")
+    ref_i, ref_p, _ = scoring.topk(m.matrix, None, images, 10, m.score_spec, scorer="numpy")
     idx, probs = m.topk(images, 10)
     np.testing.assert_array_equal(idx, ref_i)
     # The top-10 are rescored exactly; the softmax normaliser keeps the int8 terms of the labels

@@ -1,4 +1,4 @@
-"""Block-wise top-k, exact softmax over all labels, roll-ups and subsets (issue 4)."""
+"""Block-wise top-k, exact softmax over all labels, roll-ups and subsets."""
 
 from __future__ import annotations
 
@@ -8,27 +8,10 @@ import pytest
 from bioclip_edge.runtime.labels import scoring
 from bioclip_edge.runtime.labels.matrix import LabelMatrix, LabelMatrixError
 from bioclip_edge.runtime.labels.taxonomy import RANKS, TaxonomyError
+from tests.helpers.labels import model_info, synthetic_taxonomy, unit
 
 DIM = 32
-INFO = {"model_id": "test", "architecture": "ViT-T", "embed_dim": DIM, "logit_scale": 100.0, "logit_bias": None,
-        "random_weights": True, "seed": 0, "text_variant": None, "text_sha256": None, "text_tower_sha256s": []}
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
-
-
-def synthetic_taxonomy(n: int, rng) -> dict[str, list[str]]:
-    """n species in a small tree: 2 kingdoms, ~6 classes, ~40 families, ~300 genera."""
-    cols: dict[str, list[str]] = {r: [] for r in RANKS}
-    for i in range(n):
-        g = int(rng.integers(0, 300))
-        lineage = [f"K{g % 2}", f"P{g % 4}", f"C{g % 6}", f"O{g % 13}", f"F{g % 40}", f"G{g}"]
-        for rank, value in zip(RANKS, lineage):
-            cols[rank].append(value)
-        cols["species"].append(f"G{g} s{i}")
-    cols["common_name"] = [f"critter {i}" for i in range(n)]
-    return cols
+INFO = model_info(DIM)
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +127,7 @@ def test_subset_by_column(data):
         m.select(["clas=C2"])
 
 
-# ---- scoring engines (issue 6): OpenVINO must give the numpy path's top-k and probabilities ----
+# ---- scoring engines: OpenVINO must give the numpy path's top-k and probabilities ----
 from bioclip_edge.runtime.labels import openvino_scoring  # noqa: E402
 
 needs_openvino = pytest.mark.skipif(not openvino_scoring.openvino_capabilities(), reason="OpenVINO is not installed")
@@ -157,9 +140,9 @@ OV_ENGINES = ["openvino-f32", "openvino"]  # exact f32; the CPU's fastest precis
 def test_openvino_engine_equals_numpy(data, engine, dtype):
     labels, images, _ = data
     m = matrix(labels, dtype=dtype)
-    ref_i, ref_p, ref_l = scoring.topk(m.matrix, m.scales, images, 10, m.score_spec, block_rows=3000, engine="numpy")
+    ref_i, ref_p, ref_l = scoring.topk(m.matrix, m.scales, images, 10, m.score_spec, block_rows=3000, scorer="numpy")
     # 3001-row blocks: the last block is short (TopK must shrink k there) and blocks differ from numpy's
-    idx, probs, logits = scoring.topk(m.matrix, m.scales, images, 10, m.score_spec, block_rows=3001, engine=engine)
+    idx, probs, logits = scoring.topk(m.matrix, m.scales, images, 10, m.score_spec, block_rows=3001, scorer=engine)
     np.testing.assert_array_equal(idx, ref_i)
     np.testing.assert_allclose(logits, ref_l, rtol=0, atol=1e-4)
     np.testing.assert_allclose(probs, ref_p, rtol=1e-5 if engine == "openvino-f32" else 1e-3, atol=1e-9)
@@ -175,7 +158,7 @@ def test_openvino_softmax_exact_when_the_tail_dominates(data, engine):
     labels, images, _ = data
     stored = labels.astype(np.float16)
     spec = scoring.ScoreSpec(1.0, logit_bias=-3.0)
-    idx, probs, logits = scoring.topk(stored, None, images[:8], 5, spec, engine=engine)
+    idx, probs, logits = scoring.topk(stored, None, images[:8], 5, spec, scorer=engine)
     ref = brute_force_probs(stored, None, images[:8], spec)
     np.testing.assert_array_equal(idx, np.argsort(-ref, axis=1, kind="stable")[:, :5])
     np.testing.assert_allclose(probs, np.take_along_axis(ref, idx, axis=1), rtol=1e-4)
@@ -188,10 +171,10 @@ def test_openvino_softmax_exact_when_the_tail_dominates(data, engine):
 def test_openvino_ties_and_k_beyond_n(engine):
     labels = unit(np.eye(4, DIM, dtype=np.float32).repeat(2, axis=0))  # every label twice: exact ties
     spec = scoring.ScoreSpec(100.0)
-    idx, probs, _ = scoring.topk(labels, None, labels[[0, 6]], 3, spec, block_rows=3, engine=engine)
+    idx, probs, _ = scoring.topk(labels, None, labels[[0, 6]], 3, spec, block_rows=3, scorer=engine)
     assert idx[0, :2].tolist() == [0, 1] and idx[1, :2].tolist() == [6, 7]
     np.testing.assert_allclose(probs[:, 0], probs[:, 1])
-    idx, probs, _ = scoring.topk(labels, None, labels[:1], 100, spec, engine=engine)
+    idx, probs, _ = scoring.topk(labels, None, labels[:1], 100, spec, scorer=engine)
     assert idx.shape == (1, 8) and sorted(idx[0].tolist()) == list(range(8))
     np.testing.assert_allclose(probs.sum(), 1.0, rtol=1e-5)
 
@@ -206,34 +189,34 @@ def test_openvino_reads_the_mapped_file_in_place(data, tmp_path):
     assert isinstance(rows, np.memmap) and rows.flags.writeable and rows.mode == "c"
     np.testing.assert_array_equal(rows[-3:], m.matrix[-3:])
     before = path.read_bytes()
-    idx, probs, _ = scoring.topk(m.matrix, None, images, 5, m.score_spec, engine="openvino")
-    ref_i, ref_p, _ = scoring.topk(m.matrix, None, images, 5, m.score_spec, engine="numpy")
+    idx, probs, _ = scoring.topk(m.matrix, None, images, 5, m.score_spec, scorer="openvino")
+    ref_i, ref_p, _ = scoring.topk(m.matrix, None, images, 5, m.score_spec, scorer="numpy")
     np.testing.assert_array_equal(idx, ref_i)
     np.testing.assert_allclose(probs, ref_p, rtol=1e-3)
     assert path.read_bytes() == before  # copy-on-write: the file is never written
 
 
 def test_engine_choice(monkeypatch):
-    monkeypatch.delenv(openvino_scoring.ENGINE_ENV, raising=False)
-    assert openvino_scoring.choose_scorer("numpy").engine == "numpy"
-    assert openvino_scoring.choose_scorer("auto", 1000, 512).engine == "numpy"  # small: no compile
+    monkeypatch.delenv(openvino_scoring.SCORER_ENV, raising=False)
+    assert openvino_scoring.choose_scorer("numpy").scorer == "numpy"
+    assert openvino_scoring.choose_scorer("auto", 1000, 512).scorer == "numpy"  # small: no compile
     with pytest.raises(openvino_scoring.ScorerError, match="choose one of"):
         openvino_scoring.choose_scorer("cuda")
     monkeypatch.setattr(openvino_scoring, "openvino_capabilities", lambda: ())
     choice = openvino_scoring.choose_scorer("auto", 867_000, 768)
-    assert choice.engine == "numpy" and "not installed" in choice.reason
+    assert choice.scorer == "numpy" and "not installed" in choice.reason
     with pytest.raises(openvino_scoring.ScorerError, match="OpenVINO is not installed"):
         openvino_scoring.choose_scorer("openvino")
     monkeypatch.setattr(openvino_scoring, "openvino_capabilities", lambda: ("FP32", "BF16"))
     big = openvino_scoring.choose_scorer("auto", 867_000, 768)
-    assert (big.engine, big.precision) == ("openvino", "bf16")
-    monkeypatch.setenv(openvino_scoring.ENGINE_ENV, "numpy")
-    assert openvino_scoring.choose_scorer("auto", 867_000, 768).engine == "numpy"
+    assert (big.scorer, big.precision) == ("openvino", "bf16")
+    monkeypatch.setenv(openvino_scoring.SCORER_ENV, "numpy")
+    assert openvino_scoring.choose_scorer("auto", 867_000, 768).scorer == "numpy"
     assert openvino_scoring.fast_precision(("FP32",)) == "f32" and openvino_scoring.fast_precision(("BF16", "FP16")) == "bf16"
 
 
 def test_summary_names_the_engine(data, monkeypatch):
-    monkeypatch.delenv(openvino_scoring.ENGINE_ENV, raising=False)
+    monkeypatch.delenv(openvino_scoring.SCORER_ENV, raising=False)
     labels, _, _ = data
     assert matrix(labels[:100]).summary()["scorer"].startswith("numpy fp32 blocks (auto: ")
 

@@ -13,7 +13,7 @@ from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.inference.bundle import Bundle
 from bioclip_edge.runtime.labels.store import LabelFileError, read_label_file
 from bioclip_edge.runtime.labels.matrix import LabelMatrix, LabelMatrixError, bundle_info
-from tests.runtime.labels.test_scoring import INFO, synthetic_taxonomy, unit
+from tests.helpers.labels import INFO, synthetic_taxonomy, unit
 
 
 @pytest.fixture(scope="module")

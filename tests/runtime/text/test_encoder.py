@@ -1,4 +1,4 @@
-"""Trimmed-context text embeddings equal open_clip's 77-token encode_text (issue 4)."""
+"""Trimmed-context text embeddings equal open_clip's 77-token encode_text."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 
 from bioclip_edge.runtime.inference.bundle import Bundle
 from bioclip_edge.runtime.text.encoder import TextEncoder
-from tests.runtime.text.test_tokenizer import real_labels
+from tests.helpers.labels import real_labels
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The runtime tokenizer gives open_clip's ids without open_clip (issue 3/4)."""
+"""The runtime tokenizer gives open_clip's ids without open_clip."""
 
 from __future__ import annotations
 
@@ -11,13 +11,7 @@ import pytest
 from bioclip_edge.errors import UserError
 from bioclip_edge.export.tokenizer_files import write_tokenizer_files
 from bioclip_edge.runtime.text.tokenizer import Tokenizer, TokenizerError
-
-LABELS_FILE = Path(__file__).resolve().parents[2] / "data" / "labels_tokenizer.txt"
-EXTRA = ["", " ", "\t\n", "lion\n", "  spaced  out  ", "x" * 400, "Panthera leo " * 30]
-
-
-def real_labels() -> list[str]:
-    return LABELS_FILE.read_text(encoding="utf-8").split("\n") + EXTRA
+from tests.helpers.labels import real_labels
 
 
 def _runtime_tokenizer(open_clip_tok, folder: Path, cfg: dict | None = None) -> Tokenizer:

@@ -14,6 +14,7 @@ The run's fingerprint (``run_fingerprint``) goes into the checkpoint and every o
 ``resume=True`` can continue from a checkpoint *or* from a finished output (``previous_output``):
 kept images are written again unchanged, images new to the inputs are classified and added.
 With ``--detections``, an image whose MegaDetector boxes changed since is classified again.
+``ClassifySpec`` is the job as ``jobs.runner.run_job`` runs it.
 """
 
 from __future__ import annotations
@@ -22,22 +23,22 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 from bioclip_edge.errors import OptionError
 from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile, read_detections
 from bioclip_edge.runtime.images.discover import ImageItem
 from bioclip_edge.runtime.jobs.engines import Engine, LocalEngine
-from bioclip_edge.runtime.jobs.runner import JobConfig, JobSummary, check_job_target, job_items, run_job
-from bioclip_edge.runtime.jobs.parquet_output import require_pyarrow
-from bioclip_edge.runtime.jobs.writers import format_for, write_results
-from bioclip_edge.runtime.jobs.previous_output import read_finished_output
 from bioclip_edge.runtime.jobs.fingerprint import classify_fingerprint, decode_description, fingerprint_token
-from bioclip_edge.runtime.jobs.media_fields import is_video_record, video_complete
+from bioclip_edge.runtime.jobs.media_fields import video_complete
+from bioclip_edge.runtime.jobs.parquet_output import require_pyarrow
+from bioclip_edge.runtime.jobs.previous_output import read_finished_output
+from bioclip_edge.runtime.jobs.records import Record, failed, has_video_fields, read_back, stored
 from bioclip_edge.runtime.jobs.rollup import RULE as ROLLUP_RULE
+from bioclip_edge.runtime.jobs.runner import JobConfig, JobSpec, JobSummary, check_job_target, job_items, run_job
 from bioclip_edge.runtime.jobs.sequences import SequenceOptions, apply_sequences
+from bioclip_edge.runtime.jobs.writers import format_for, write_results
 
-Record = dict[str, Any]
 DEFAULT_NAMES = {"megadetector": "predictions.json", "csv": "predictions.csv", "jsonl": "predictions.jsonl",
                  "parquet": "predictions.parquet"}
 
@@ -74,7 +75,7 @@ class ClassifyJob:
 
     @property
     def config(self) -> JobConfig:
-        return JobConfig(out=Path(self.out), resume=self.resume, overwrite=self.overwrite,
+        return JobConfig(out=Path(self.out), resume=self.resume, overwrite=self.overwrite,  # type: ignore[arg-type]
                          checkpoint_images=self.checkpoint_images, checkpoint_seconds=self.checkpoint_seconds,
                          progress=self.progress)
 
@@ -101,72 +102,85 @@ def run_classify(clf: Any, job: ClassifyJob, inputs: str | os.PathLike | Sequenc
                  engine: Engine | None = None) -> JobSummary:
     """Classify ``inputs`` (files, folders, lists, or ``ImageItem``s) or ``job.detections``' boxes into ``job.out``;
     ``engine``: where records are made (``LocalEngine`` by default; ``runtime.cluster.RayEngine`` on Ray)."""
-    engine = engine or LocalEngine()
-    items = job.items(inputs) if inputs else []
-    fingerprint = classify_fingerprint(clf, detections=job.detections is not None, threshold=job.threshold,
-                                       categories=job.categories, relative_paths=job.relative_paths)
-    draft = clf.decode_draft(job.detections is not None)
-    meta = {**clf.describe(), **engine.describe(), "decode": decode_description(draft, job.detections is not None),
-            "run_fingerprint": fingerprint}
-    produce, order = _work(clf, job, items, engine)
-    keep = _boxes_unchanged(job.detections) if job.detections is not None else video_complete
-
-    def finished() -> list[Record]:
-        return read_finished_output(job.out, job.fmt, fingerprint, clf.names)
-
-    write = _writer(clf, job, meta, fingerprint_token(fingerprint))
-    return run_job(produce, write, fingerprint, job.config, total=len(order), order=order, finished=finished, keep=keep)
+    spec = ClassifySpec(clf, job, job.items(inputs) if inputs else [], engine or LocalEngine())
+    return run_job(spec, job.config).summary
 
 
-def _work(clf: Any, job: ClassifyJob, items: Sequence[ImageItem], engine: Engine) -> tuple[Callable[[set[str]], Iterator[Record]], list[str]]:
-    """``produce(skip)`` and the input order, for whole images or for detections."""
-    detections = job.detections
-    if detections is None:
-        def produce(skip: set[str]) -> Iterator[Record]:
-            return engine.classify(clf, [item for item in items if item.filepath not in skip])
+class ClassifySpec(JobSpec[Record]):
+    """A classify run as ``run_job`` runs it: one record per image (or per MegaDetector entry)."""
 
-        return produce, [item.filepath for item in items]
+    verb = "classifying"
 
-    def produce_boxes(skip: set[str]) -> Iterator[Record]:
-        return engine.classify_boxes(clf, detections, job.image_root or Path("."), job.threshold, job.categories, skip)
+    def __init__(self, clf: Any, job: ClassifyJob, items: Sequence[ImageItem], engine: Engine):
+        self.clf, self.job, self.items, self.engine = clf, job, list(items), engine
+        self.boxes = job.detections is not None
+        self.fingerprint = classify_fingerprint(clf, detections=self.boxes, threshold=job.threshold,
+                                                categories=job.categories, relative_paths=job.relative_paths)
+        self._boxes_then = _boxes_by_file(job.detections) if job.detections is not None else {}
 
-    return produce_boxes, [entry["file"] for entry in detections.images]
+    def order(self) -> list[str]:
+        if self.job.detections is not None:
+            return [entry["file"] for entry in self.job.detections.images]
+        return [item.filepath for item in self.items]
 
+    def produce(self, skip: set[str]) -> Iterator[Record]:
+        job = self.job
+        if job.detections is None:
+            return self.engine.classify(self.clf, [item for item in self.items if item.filepath not in skip])
+        return self.engine.classify_boxes(self.clf, job.detections, job.image_root or Path("."), job.threshold,
+                                          job.categories, skip)
 
-def _writer(clf: Any, job: ClassifyJob, meta: dict[str, Any], token: str) -> Callable[[Path, list[Record]], Any]:
-    """Render records in the job's format; CSV and JSON Lines rows carry the run token."""
-    detections = job.detections.data if job.detections is not None else None
-    descriptions = clf.category_descriptions()
+    def key(self, result: Record) -> str:
+        return result["filepath"]
 
-    def write(path: Path, records: list[Record]) -> Any:
-        records = apply_sequences(records, job.sequences, clf.top_k)  # over the whole run's records: runtime.jobs.sequences
+    def failed(self, result: Record) -> bool:
+        return failed(result)
+
+    def keep(self, result: Record) -> bool:
+        """A video only with every sampled frame's predictions; with detections, an image only while the
+        MegaDetector file still has the same boxes for it."""
+        if not self.boxes:
+            return video_complete(result)
+        name = result["filepath"]
+        return name not in self._boxes_then or box_key(result.get("detections")) == self._boxes_then[name]
+
+    def finished(self) -> list[Record]:
+        if not Path(self.job.out).exists():  # type: ignore[arg-type]
+            return []
+        return read_finished_output(self.job.out, self.job.fmt, self.fingerprint, self.clf.names)  # type: ignore[arg-type]
+
+    def to_checkpoint(self, result: Record) -> dict[str, Any]:
+        return stored(result)
+
+    def from_checkpoint(self, rows: list[dict[str, Any]]) -> list[Record]:
+        return [read_back(row, self.boxes) for row in rows]
+
+    def write(self, out: Path, results: list[Record]) -> None:
+        """Render the records in the job's format; CSV and JSON Lines rows carry the run token."""
+        clf, job = self.clf, self.job
+        records = apply_sequences(results, job.sequences, clf.top_k)  # over the whole run's records: runtime.jobs.sequences
         if job.fmt != "megadetector":
-            records = [{**r, "run": token} for r in records]
-        return write_results(path, records, job.fmt, _output_meta(meta, clf, job, records), clf.names, detections, descriptions)
+            token = fingerprint_token(self.fingerprint)
+            records = [{**r, "run": token} for r in records]  # type: ignore[misc]
+        detections = job.detections.data if job.detections is not None else None
+        write_results(out, records, job.fmt, self.meta(records), clf.names, detections,  # type: ignore[arg-type]
+                      clf.category_descriptions())
 
-    return write
+    def meta(self, records: list[Record]) -> dict[str, Any]:
+        """The info block; how videos were sampled and rolled up and how sequences were formed only
+        when the output holds videos or sequences (still-image outputs say nothing of them)."""
+        clf, job = self.clf, self.job
+        meta = {**clf.description.to_dict(), **self.engine.describe(), "decode": decode_description(clf.draft_size, self.boxes),
+                "run_fingerprint": self.fingerprint}
+        if any(has_video_fields(r) for r in records) and not self.boxes:
+            meta.update({"video_sampling": clf.sampling.describe(), "video_rollup": ROLLUP_RULE})
+        if job.sequences.gap is not None:
+            meta.update({**job.sequences.describe(), "sequence_rollup": ROLLUP_RULE})
+        return meta
 
 
-def _output_meta(meta: dict[str, Any], clf: Any, job: ClassifyJob, records: list[Record]) -> dict[str, Any]:
-    """The info block, plus how videos were sampled and rolled up and how sequences were formed,
-    when the output holds videos or sequences (still-image outputs stay as they were)."""
-    meta = dict(meta)
-    if any(is_video_record(r) for r in records) and job.detections is None:
-        meta.update({"video_sampling": clf.sampling.describe(), "video_rollup": ROLLUP_RULE})
-    if job.sequences.gap is not None:
-        meta.update({**job.sequences.describe(), "sequence_rollup": ROLLUP_RULE})
-    return meta
-
-
-def _boxes_unchanged(detections: DetectionsFile) -> Callable[[Record], bool]:
-    """A done image is kept only while the MegaDetector file still has the same boxes for it."""
-    boxes = {entry["file"]: box_key(entry.get("detections")) for entry in detections.images}
-
-    def keep(record: Record) -> bool:
-        name = record["filepath"]
-        return name not in boxes or box_key(record.get("detections")) == boxes[name]
-
-    return keep
+def _boxes_by_file(detections: DetectionsFile) -> dict[str, Any]:
+    return {entry["file"]: box_key(entry.get("detections")) for entry in detections.images}
 
 
 def box_key(detections: Any) -> Any:

@@ -1,0 +1,216 @@
+"""``embed``'s results and files: one ``EmbeddedInput`` per input, the ``.npy`` + index pair or one
+Parquet file, read back for ``--resume``, written at the end, and kept in the checkpoint meanwhile.
+
+An input's rows are a still's one vector or a video's one per sampled frame, each with its index
+entry (EXIF fields, size, a frame's ``frame_number``); a failed input has a reason instead. The
+engine yields rows one by one (``jobs.engines.Embedding``, also the Ray wire); ``grouped`` turns
+them into inputs, a video's only once its last frame came, so a checkpoint never holds part of one.
+
+Checkpoint lines (``jobs.checkpoint``): ``{"filepath", "rows": [{"info", "vector"}, ...]}`` (the
+vectors as base64 float32) or ``{"filepath", "failure"}``. An older writer wrote one line per row
+(``{"filepath", "info", "vector"}``) after a first line counting the rows it kept from the output
+(``LEGACY_KEPT``); ``from_checkpoint`` reads those too.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator
+
+import numpy as np
+
+from bioclip_edge.errors import EmbeddingsFileError
+from bioclip_edge.runtime.common.files import atomic_writer, write_atomic
+from bioclip_edge.runtime.jobs.engines import Embedding
+from bioclip_edge.runtime.jobs.fingerprint import check_fingerprint
+from bioclip_edge.runtime.jobs.parquet_output import embed_table, embedding_matrix, read_table, write_table
+
+LEGACY_KEPT = "<rows kept from the existing output>"
+REMEDY = "use the same bundle and options to extend it, or pass --overwrite to start over"
+
+
+@dataclass
+class EmbeddedInput:
+    """One input's rows and their index entries (without the filepath), or why it failed."""
+
+    filepath: str
+    vectors: np.ndarray | None = None  # [rows, dim]; None when failed
+    infos: list[dict[str, Any]] = field(default_factory=list)
+    failure: str | None = None
+
+    @property
+    def rows(self) -> int:
+        return 0 if self.vectors is None else len(self.vectors)
+
+
+def grouped(rows: Iterable[Embedding]) -> Iterator[EmbeddedInput]:
+    """The engine's rows as inputs: a still (or a failure) at once, a video's frames (rows with a
+    ``frame_number``) together once the next input begins or the rows end."""
+    frames: list[tuple[np.ndarray, dict[str, Any]]] = []
+    name = ""
+    for filepath, vector, info, failure in rows:
+        if frames and filepath != name:
+            yield _input(name, frames)
+            frames = []
+        if vector is None:
+            yield EmbeddedInput(filepath, failure=failure or "failed")
+        elif "frame_number" in info:
+            name = filepath
+            frames.append((vector, info))
+        else:
+            yield _input(filepath, [(vector, info)])
+    if frames:
+        yield _input(name, frames)
+
+
+def _input(filepath: str, rows: list[tuple[np.ndarray, dict[str, Any]]]) -> EmbeddedInput:
+    return EmbeddedInput(filepath, np.stack([np.asarray(v, np.float32) for v, _ in rows]), [dict(i) for _, i in rows])
+
+
+def _inputs(names: list[str], matrix: np.ndarray, infos: list[dict[str, Any]]) -> list[EmbeddedInput]:
+    """Index rows as inputs: consecutive rows of one filepath are one input (a video's frames)."""
+    out: list[EmbeddedInput] = []
+    start = 0
+    for i in range(1, len(names) + 1):
+        if i == len(names) or names[i] != names[start]:
+            out.append(EmbeddedInput(names[start], matrix[start:i], infos[start:i]))
+            start = i
+    return out
+
+
+# --- reading back -------------------------------------------------------------------------------
+def read_pair(out: Path, sidecar: Path, fingerprint: dict[str, Any], dtype: str) -> list[EmbeddedInput]:
+    """The .npy and its index (fingerprint checked): every input with rows, then the failures; none
+    when neither file exists."""
+    have_npy, have_index = out.exists(), sidecar.exists()
+    if not (have_npy or have_index):
+        return []
+    if have_npy != have_index:
+        present, missing = (out, sidecar) if have_npy else (sidecar, out)
+        raise EmbeddingsFileError(f"{present} exists but {missing} does not, so it cannot be extended; pass --overwrite to start over")
+    index = _read_index(sidecar)
+    check_fingerprint(index["run_fingerprint"], fingerprint, str(sidecar), remedy=REMEDY)
+    images = list(index.get("images") or [])
+    matrix = _read_rows(out, len(images), dtype)
+    names = [im["filepath"] for im in images]
+    infos = [{k: v for k, v in im.items() if k != "filepath"} for im in images]
+    failures = [EmbeddedInput(f["filepath"], failure=f.get("reason") or "failed") for f in index.get("failures") or []]
+    return _inputs(names, matrix, infos) + failures
+
+
+def _read_index(path: Path) -> dict[str, Any]:
+    try:
+        index = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise EmbeddingsFileError(f"{path}: cannot read the embeddings index ({exc}); pass --overwrite to start over") from None
+    if not isinstance(index, dict) or not isinstance(index.get("images"), list):
+        raise EmbeddingsFileError(f"{path}: not a bioclip-edge embeddings index (no 'images' list); pass --overwrite to start over")
+    if "run_fingerprint" not in index:
+        raise EmbeddingsFileError(f"{path}: holds no run fingerprint (written by an earlier bioclip-edge), so nothing proves "
+                                  "its rows match this bundle and options; pass --overwrite to start over")
+    return index
+
+
+def _read_rows(path: Path, n: int, dtype: str) -> np.ndarray:
+    """The first ``n`` rows (more are left by a run killed between the two writes)."""
+    try:
+        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise EmbeddingsFileError(f"{path}: cannot read the embeddings ({exc}); pass --overwrite to start over") from None
+    if matrix.ndim != 2 or matrix.shape[0] < n or matrix.dtype != np.dtype(dtype):
+        raise EmbeddingsFileError(f"{path}: holds {matrix.dtype}{list(matrix.shape)} but its index lists {n} {dtype} rows; "
+                                  "pass --overwrite to start over")
+    return np.array(matrix[:n])
+
+
+def read_parquet(out: Path, fingerprint: dict[str, Any], dtype: str) -> list[EmbeddedInput]:
+    """A Parquet file's inputs with rows, then its failures (null embedding); none when there is no file."""
+    if not out.exists():
+        return []
+    table, meta = read_table(out)
+    if "run_fingerprint" not in meta:
+        raise EmbeddingsFileError(f"{out}: holds no run fingerprint, so nothing proves its rows match this bundle "
+                                  "and options; pass --overwrite to start over")
+    check_fingerprint(meta["run_fingerprint"], fingerprint, str(out), remedy=REMEDY)
+    names, failures = table.column("filepath").to_pylist(), table.column("failure").to_pylist()
+    infos = [json.loads(text) for text in table.column("info").to_pylist()]
+    ok = [i for i, failure in enumerate(failures) if not failure]
+    vectors = embedding_matrix(table.column("embedding"))[ok].astype(dtype)
+    failed = [EmbeddedInput(names[i], failure=failures[i]) for i in range(len(names)) if failures[i]]
+    return _inputs([names[i] for i in ok], vectors, [infos[i] for i in ok]) + failed
+
+
+# --- writing ------------------------------------------------------------------------------------
+def write_pair(out: Path, sidecar: Path, results: list[EmbeddedInput], meta: dict[str, Any], dim: int, dtype: str) -> None:
+    """The .npy first, then its index: a kill between the two leaves an index that still describes
+    the first rows of the .npy, which is all the next ``--resume`` reads."""
+    ok = [r for r in results if r.vectors is not None]
+    parts = [np.asarray(r.vectors) for r in ok]
+    matrix = np.concatenate(parts).astype(dtype) if parts else np.zeros((0, dim), dtype=dtype)
+    with atomic_writer(out) as fh:
+        np.save(fh, matrix)
+    images = [{"filepath": r.filepath, **info} for r in ok for info in r.infos]
+    failures = [{"filepath": r.filepath, "reason": r.failure} for r in results if r.vectors is None]
+    write_atomic(sidecar, json.dumps({**meta, "images": images, "failures": failures}, indent=1, ensure_ascii=False) + "\n")
+
+
+def write_parquet(out: Path, results: list[EmbeddedInput], meta: dict[str, Any], dim: int, dtype: str) -> None:
+    """Every row (kept, then new), then the failures (null embedding), atomically."""
+    ok = [r for r in results if r.vectors is not None]
+    failed = [r for r in results if r.vectors is None]
+    parts = [np.asarray(r.vectors, dtype).reshape(-1, dim) for r in ok] + [np.zeros((len(failed), dim), dtype)]
+    names = [r.filepath for r in ok for _ in r.infos] + [r.filepath for r in failed]
+    reasons = [None] * sum(r.rows for r in ok) + [r.failure or "failed" for r in failed]
+    infos = [info for r in ok for info in r.infos] + [{} for _ in failed]
+    write_table(out, embed_table(names, np.concatenate(parts), reasons, infos, dim, dtype, meta))
+
+
+# --- checkpoint ---------------------------------------------------------------------------------
+def to_checkpoint(result: EmbeddedInput) -> dict[str, Any]:
+    if result.vectors is None:
+        return {"filepath": result.filepath, "failure": result.failure}
+    return {"filepath": result.filepath, "rows": [{"info": info, "vector": _b64(vector)} for vector, info in zip(result.vectors, result.infos)]}
+
+
+def from_checkpoint(rows: list[dict[str, Any]], output: Callable[[], list[EmbeddedInput]]) -> list[EmbeddedInput]:
+    """Checkpoint lines back into inputs; ``output()``: the finished output's, for an older writer's count of them."""
+    results: list[EmbeddedInput] = []
+    if rows and rows[0].get("filepath") == LEGACY_KEPT:
+        results += _first_rows(output(), int(rows[0].get("kept", 0)))
+        rows = rows[1:]
+    for row in rows:
+        if "failure" in row:
+            results.append(EmbeddedInput(row["filepath"], failure=row["failure"] or "failed"))
+        elif "rows" in row:
+            results.append(EmbeddedInput(row["filepath"], np.stack([_vector(r["vector"]) for r in row["rows"]]),
+                                         [r.get("info", {}) for r in row["rows"]]))
+        elif "vector" in row:  # an older writer's line: one row, a video's frames on consecutive lines
+            last = results[-1] if results and results[-1].filepath == row["filepath"] and results[-1].vectors is not None else None
+            vector, info = _vector(row["vector"])[None], row.get("info", {})
+            if last is None:
+                results.append(EmbeddedInput(row["filepath"], vector, [info]))
+            else:
+                last.vectors, last.infos = np.concatenate([last.vectors, vector]), last.infos + [info]
+    return results
+
+
+def _first_rows(inputs: list[EmbeddedInput], n: int) -> list[EmbeddedInput]:
+    """The inputs holding the first ``n`` rows of an output."""
+    out, count = [], 0
+    for result in inputs:
+        if result.vectors is None or count + result.rows > n:
+            break
+        out.append(result)
+        count += result.rows
+    return out
+
+
+def _b64(vector: np.ndarray) -> str:
+    return base64.b64encode(np.ascontiguousarray(vector, np.float32).tobytes()).decode("ascii")
+
+
+def _vector(text: str) -> np.ndarray:
+    return np.frombuffer(base64.b64decode(text), np.float32)
