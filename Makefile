@@ -50,7 +50,7 @@ test: setup
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 test-slow: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider --run-slow --run-export
+	$(BIN)/python -m pytest -q -p no:cacheprovider --run-slow --run-export --run-typecheck
 
 bench: setup
 	$(BIN)/python benchmarks/run_all.py --out bench-out
@@ -67,4 +67,4 @@ clean:
 
 # pyproject.toml's [tool.mypy]; tests/test_typecheck.py fails on an import mypy cannot resolve.
 typecheck: setup
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests/test_typecheck.py
+	$(BIN)/python -m pytest -q -p no:cacheprovider --run-typecheck tests/test_typecheck.py

@@ -23,6 +23,7 @@ BENCHMARKS = (
     ("defaults", "bench_defaults.py"),  # export + classify defaults vs the targets (ViT-B/L/H), export memory
     ("video", "bench_video.py"),  # seconds of 1080p30 H.264 per wall second at 1 frame/s, vs stills
     ("ray", "bench_ray.py"),  # the Ray engine vs the local engine on 960 1080p JPEGs, many-machines estimate
+    ("adapt", "bench_adapt.py"),  # labels adapt vs zero-shot, SimpleShot, prototypes, a linear probe (trained tiny model)
 )
 
 

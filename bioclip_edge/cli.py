@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "profile": "bioclip_edge.profiling.cli",
     "info": "bioclip_edge.runtime.cli.info",
     "preview": "bioclip_edge.runtime.cli.preview",
+    "evaluate": "bioclip_edge.runtime.cli.evaluate",
 }
 
 

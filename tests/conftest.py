@@ -33,20 +33,21 @@ def _private_cache(tmp_path_factory):
         os.environ["BIOCLIP_EDGE_CACHE_DIR"] = old
 
 
-OPT_IN = {"slow": "--run-slow", "export": "--run-export"}  # marker: the option that runs its tests
+OPT_IN = {"slow": "--run-slow", "export": "--run-export", "typecheck": "--run-typecheck"}  # marker: the option that runs its tests
 
 
 def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", help="run tests marked slow (real-size ViT-B/L/H exports)")
     parser.addoption("--run-export", action="store_true",
                      help="run tests marked export (tiny exports of their own: one option, architecture or model)")
+    parser.addoption("--run-typecheck", action="store_true", help="run tests marked typecheck (mypy over the package)")
 
 
 def pytest_collection_modifyitems(config, items):
     for marker, option in OPT_IN.items():
         if config.getoption(option):
             continue
-        skip = pytest.mark.skip(reason=f"{marker}: run with {option} (or make test-slow)")
+        skip = pytest.mark.skip(reason=f"{marker}: run with {option} (or make test-slow; CI runs make typecheck)")
         for item in items:
             if item.get_closest_marker(marker):  # not item.keywords: that holds folder names too (tests/export)
                 item.add_marker(skip)
@@ -92,3 +93,17 @@ def random_flagged_bundle(tiny_bundle, tmp_path) -> Path:
     manifest["model"]["source"]["random_weights"] = True
     (fake / MANIFEST_NAME).write_text(json.dumps(manifest))
     return fake
+
+
+@pytest.fixture(scope="session")
+def trained_fp32_bundle(tmp_path_factory) -> Path:
+    """The small *trained* model (tests/data/trained-tiny) as an fp32-only bundle: zero-shot answers
+    that mean something, for tests of accuracy (adaptation, evaluation, thresholds). Read-only."""
+    from bioclip_edge.export.build import ExportConfig, export_bundle
+    from bioclip_edge.export.sources import ModelRequest
+    from tests.helpers.trained_tiny import DEFAULT_OUT
+
+    out = tmp_path_factory.mktemp("bundles") / "trained-tiny"
+    export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{DEFAULT_OUT}"), out=out, precisions=("fp32",),
+                               nncf=False, parity_images=6))
+    return out

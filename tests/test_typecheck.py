@@ -53,6 +53,7 @@ def run_mypy(root: Path, cache: Path) -> subprocess.CompletedProcess:
                           cwd=root, capture_output=True, text=True, timeout=600)
 
 
+@pytest.mark.typecheck
 def test_mypy_resolves_every_import_of_the_package(tmp_path):
     if importlib.util.find_spec("mypy") is None:
         if unlocked():

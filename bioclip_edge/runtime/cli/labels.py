@@ -5,7 +5,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from bioclip_edge.runtime.cli.adapt import add_adapt_parser, info_lines
+from bioclip_edge.errors import CommandError
 from bioclip_edge.runtime.cli.inference_options import add_model_threads_argument
+from bioclip_edge.runtime.cli.place import add_place_arguments, place_requested, print_place, run_place_subset
 from bioclip_edge.runtime.text.recipes import RECIPES
 
 HELP = "build, import, subset and inspect label matrices (precomputed label embeddings)"
@@ -13,6 +16,8 @@ DESCRIPTION = """Label matrices hold the text embeddings that zero-shot classifi
   labels build BUNDLE --from species.csv --out labels/kenya.npz      embed your own labels
   labels import BUNDLE txt_emb_species.npy txt_emb_species.json --out tol.npz --dtype fp16
   labels subset tol.npz --where class=Aves --out birds.npz
+  labels subset tol.npz --geofence geofence_release.json --country KEN --out kenya.npz
+  labels subset tol.npz --checklist gbif-kenya.csv --out kenya.npz
   labels info tol.npz
 --out is written exactly as named; an existing file is kept unless --overwrite is given."""
 DTYPE_NAMES = ("fp32", "fp16", "int8")
@@ -44,10 +49,12 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     i.add_argument("--dtype", choices=DTYPE_NAMES, default="fp16")
     i.set_defaults(run=run_import)
 
-    s = sub.add_parser("subset", help="keep the labels whose columns match, e.g. --where class=Aves")
+    s = sub.add_parser("subset", help="keep the labels whose columns match (--where class=Aves), or those of a place "
+                                      "(--geofence FILE --country ISO3, --checklist FILE)")
     s.add_argument("labels", type=Path, help="label file")
-    s.add_argument("--where", action="append", required=True, metavar="COLUMN=VALUE[,VALUE]",
+    s.add_argument("--where", action="append", metavar="COLUMN=VALUE[,VALUE]",
                    help="select rows (case-insensitive); repeat to require several; columns: name, kingdom..species, common_name")
+    add_place_arguments(s)
     _add_out(s)
     s.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="convert while writing (default: keep)")
     s.set_defaults(run=run_subset)
@@ -57,6 +64,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     n.add_argument("--json", action="store_true", help="print JSON")
     n.add_argument("--show", type=int, default=5, metavar="N", help="show the first N labels (default 5)")
     n.set_defaults(run=run_info)
+    add_adapt_parser(sub)
 
 
 def _add_out(p: argparse.ArgumentParser) -> None:
@@ -111,6 +119,10 @@ def run_subset(args: argparse.Namespace) -> int:
 
     if args.out.resolve() == args.labels.resolve():  # the input is memory-mapped while the subset is written
         raise LabelMatrixError(f"{args.out}: --out must differ from the input file")
+    if place_requested(args):
+        return run_place_subset(args, _check_out)
+    if not args.where:
+        raise CommandError("labels subset: pass --where COLUMN=VALUE, --geofence FILE --country ISO3, or --checklist FILE")
     _check_out(args)
     labels = LabelMatrix.load(args.labels)
     rows = labels.select(args.where)
@@ -127,6 +139,7 @@ def run_info(args: argparse.Namespace) -> int:
     labels = LabelMatrix.load(args.labels)
     info = labels.summary()
     info["first_labels"] = [labels.label(i) for i in range(min(args.show, labels.n))]
+    info["place"] = labels.meta.get("place")
     if args.json:
         print(json.dumps(info, indent=2, ensure_ascii=False))
         return 0
@@ -136,6 +149,9 @@ def run_info(args: argparse.Namespace) -> int:
     print(f"  recipe: {info['recipe']}   taxonomy: {'yes' if info['taxonomy'] else 'no'}   columns: {', '.join(info['columns'])}")
     if info.get("note"):
         print(f"  note: {info['note']}")
+    print_place(labels.meta)
+    for line in info_lines(info.get("source")):
+        print("  " + line)
     for row in info["first_labels"]:
         print("  - " + row.get("name", "") + (f" ({row['common_name']})" if row.get("common_name") else ""))
     return 0

@@ -360,6 +360,7 @@ class LabelMatrix:
             "model_id": info.get("model_id"), "architecture": info.get("architecture"),
             "random_weights": info.get("random_weights"), "text_sha256": info.get("text_sha256"),
             "logit_scale": info.get("logit_scale"), "scorer": self._scorer_summary(), "created_at": self.meta.get("created_at"), "note": self.meta.get("note", ""),
+            "source": self.meta.get("source"),
         }
 
 
