@@ -54,7 +54,8 @@ def build_parser() -> argparse.ArgumentParser:
             if exc.name == module_name:  # subcommand not part of this build
                 continue
             raise
-        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP))
+        p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
+                           formatter_class=getattr(module, "FORMATTER", argparse.HelpFormatter))
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser

@@ -11,15 +11,17 @@ from bioclip_edge.runtime.cli.inference_options import add_model_threads_argumen
 from bioclip_edge.runtime.cli.place import add_place_arguments, place_requested, print_place, run_place_subset
 from bioclip_edge.runtime.text.recipes import RECIPES
 
-HELP = "build, import, subset and inspect label matrices (precomputed label embeddings)"
+HELP = "build, import, adapt, subset and inspect label matrices (precomputed label embeddings)"
 DESCRIPTION = """Label matrices hold the text embeddings that zero-shot classification scores images against.
   labels build BUNDLE --from species.csv --out labels/kenya.npz      embed your own labels
   labels import BUNDLE txt_emb_species.npy txt_emb_species.json --out tol.npz --dtype fp16
+  labels adapt BUNDLE --examples train/ --base labels/kenya.npz --out labels/site.npz   from your labelled frames
   labels subset tol.npz --where class=Aves --out birds.npz
   labels subset tol.npz --geofence geofence_release.json --country KEN --out kenya.npz
   labels subset tol.npz --checklist gbif-kenya.csv --out kenya.npz
   labels info tol.npz
 --out is written exactly as named; an existing file is kept unless --overwrite is given."""
+FORMATTER = argparse.RawDescriptionHelpFormatter  # DESCRIPTION's example lines stay one per line
 DTYPE_NAMES = ("fp32", "fp16", "int8")
 
 
