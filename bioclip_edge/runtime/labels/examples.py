@@ -9,7 +9,6 @@ listed and skipped, never fatal; a label left with no readable example is an err
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import os
 from dataclasses import dataclass, field
@@ -19,7 +18,8 @@ import numpy as np
 
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.images.decode import ImageDecodeError, load_image
-from bioclip_edge.runtime.images.discover import discover, is_image_name, is_video_name
+from bioclip_edge.runtime.images.discover import is_image_name, is_video_name
+from bioclip_edge.runtime.images.labelled import read_labelled
 
 VIEWS = ("whole", "mirror", "crop", "crop-mirror")
 CROP_SIDE = 0.8  # the central crop keeps 80% of each side: the subject stays, the border changes
@@ -51,54 +51,12 @@ class EmbeddedExamples:
 
 
 def read_examples(source: str | os.PathLike) -> list[Example]:
-    """A folder with one subfolder per label (``train/<label>/*.jpg``; images in folders below a label's
-    folder are that label's, each such folder one group, e.g. a camera) or a CSV with ``filepath``
-    and ``label`` columns (paths relative to the CSV's folder; an optional ``group``, ``sequence`` or
-    ``camera`` column groups rows). A group (a camera, a sequence) may hold several labels."""
-    source = Path(source)
-    if source.is_dir():
-        examples = _read_folder(source)
-    elif source.is_file():
-        examples = _read_csv(source)
-    else:
-        raise ExamplesError(f"{source}: no such folder or CSV; --examples takes train/<label>/*.jpg or a filepath,label CSV")
-    if not examples:
-        raise ExamplesError(f"{source}: no labelled images found (expected one subfolder of images per label)")
-    return examples
-
-
-def _read_folder(root: Path) -> list[Example]:
-    subfolders = sorted(p for p in root.iterdir() if p.is_dir())
-    if not subfolders:
-        raise ExamplesError(f"{root}: no label subfolders; put each label's images in {root}/<label>/")
-    out = []
-    for folder in subfolders:
-        for item in discover([folder]):
-            if not is_video_name(item.path):
-                rel = item.path.relative_to(root)
-                group = "/".join(rel.parts[1:-1]) or str(rel)  # train/<label>/<camera>/x.jpg: the camera
-                out.append(Example(item.path, folder.name, str(rel), group))
-    return out
-
-
-def _read_csv(path: Path) -> list[Example]:
-    try:
-        rows = list(csv.DictReader(path.read_text(encoding="utf-8-sig").splitlines()))
-    except (OSError, UnicodeDecodeError, csv.Error) as exc:
-        raise ExamplesError(f"{path}: cannot read the examples CSV ({exc})") from None
-    fields = {(k or "").strip().lower(): k for k in (rows[0].keys() if rows else [])}
-    if "filepath" not in fields or "label" not in fields:
-        raise ExamplesError(f"{path}: the examples CSV needs 'filepath' and 'label' columns")
-    out = []
-    for i, row in enumerate(rows):
-        name, label = (row[fields["filepath"]] or "").strip(), (row[fields["label"]] or "").strip()
-        if not name and not label:
-            continue
-        if not name or not label:
-            raise ExamplesError(f"{path}: row {i + 2} needs both a filepath and a label")
-        group = next((row[fields[k]] for k in ("group", "sequence", "camera") if k in fields and row[fields[k]]), name)
-        out.append(Example(path.parent / name, label, name, group.strip()))
-    return out
+    """The stills of a folder with one subfolder per label (``train/<label>/*.jpg``; folders below a
+    label's folder are groups, e.g. cameras) or of a ``filepath,label`` CSV (an optional ``group``,
+    ``sequence`` or ``camera`` column): ``runtime.images.labelled``, the reader ``evaluate
+    --truth`` uses too. A group (a camera, a sequence) may hold several labels."""
+    labelled = read_labelled(source, "--examples", ExamplesError)
+    return [Example(f.path, f.label, f.name, f.group) for f in labelled.files if not is_video_name(f.path)]
 
 
 def views(image) -> list:

@@ -186,7 +186,7 @@ def test_bad_examples_are_named(trained_fp32_bundle, night, tmp_path, capsys):
                  "--out", str(base), "--no-progress"]) == 0
     with pytest.raises(LabelMatrixError, match="'a photo of grass' is not in --base.*also 'a photo of the moon'"):
         adapt(AdaptRequest(trained_fp32_bundle, train, tmp_path / "y.npz", base=base))
-    with pytest.raises(ExamplesError, match="no such folder or CSV"):
+    with pytest.raises(ExamplesError, match="no such file or folder"):
         read_examples(tmp_path / "missing")
 
 
