@@ -65,16 +65,6 @@ class ImageEmbedder:
         self._input_dtype = np.float16 if first.type == "tensor(float16)" else np.float32
 
     @property
-    def backend(self) -> str:
-        """``provider`` under the name outputs write it as (their ``"backend"`` field); new code reads
-        ``provider``, since *backend* names what the plan chose (``plan.backend``: onnxruntime, openvino)."""
-        return self.provider
-
-    @backend.setter
-    def backend(self, value: str) -> None:
-        self.provider = value
-
-    @property
     def image_size(self) -> tuple[int, int]:
         return self.transform.size
 

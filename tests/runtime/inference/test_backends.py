@@ -24,7 +24,7 @@ def test_openvino_matches_onnxruntime(tiny_bundle, photo_dir, backend, bound):
     images = [load_image(p).image for p in sorted(photo_dir.glob("*.jpg"))]
     ref = ImageEmbedder(bundle, ImageRequest(precision="fp32", batch_size=4, session=SessionOptions(backend="onnxruntime"))).embed_images(images)
     got_embedder = ImageEmbedder(bundle, ImageRequest(batch_size=4, session=SessionOptions(backend=backend)))
-    assert got_embedder.backend.startswith("OpenVINO CPU")
+    assert got_embedder.provider.startswith("OpenVINO CPU")
     got = got_embedder.embed_images(images)  # 6 images in batches of 4: dynamic batch
     assert (got * ref).sum(axis=1).min() >= bound
     text_ref = TextEncoder(bundle).encode(LABELS)
@@ -55,9 +55,9 @@ def test_auto_keeps_dynamic_int8_graphs_in_onnxruntime(tiny_bundle):
     bundle = Bundle.open(tiny_bundle)
     assert choose_backend("auto", dynamic_int8=True).backend == "onnxruntime"
     embedder = ImageEmbedder(bundle, ImageRequest(precision="int8", batch_size=4, session=SessionOptions(backend="auto")))
-    assert embedder.backend == "CPUExecutionProvider"  # vision.int8 is onnxruntime's dynamic int8
+    assert embedder.provider == "CPUExecutionProvider"  # vision.int8 is onnxruntime's dynamic int8
     fp32 = ImageEmbedder(bundle, ImageRequest(precision="fp32", batch_size=4, session=SessionOptions(backend="auto")))
-    assert fp32.backend.startswith("OpenVINO") == ("BF16" in openvino_capabilities())
+    assert fp32.provider.startswith("OpenVINO") == ("BF16" in openvino_capabilities())
 
 
 @needs_openvino
