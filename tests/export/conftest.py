@@ -58,3 +58,4 @@ def default_export(tiny_model_dir: Path, tmp_path_factory) -> CliExport:
         root.setLevel(level)
     assert code == 0, printed
     return CliExport(out, printed, tuple(handler.records))
+

@@ -24,6 +24,7 @@ from bioclip_edge.export.precision import nncf_available
 from bioclip_edge.export.sources import ModelRequest, SourceError, load_model
 from bioclip_edge.runtime.inference.bundle import Bundle, sha256_file
 from tests.helpers.models import TINY_VIT_CFG, write_model_dir
+from tests.helpers.nncf_gate import force_preset_fallback
 
 # Tiny versions of the families the seed documents name: same code paths, seconds to export.
 TINY_QUICKGELU_B32 = {**TINY_VIT_CFG, "quick_gelu": True}
@@ -269,20 +270,9 @@ def test_nncf_auto_preset_falls_back_when_the_gate_is_missed(tiny_model_dir: Pat
     leaves it alone. A gate no graph can pass forces that path; the ranking is made to pick
     performance-sq, the candidate measured second, so its graph is checked here too. The default
     suite takes the same path with the OpenVINO IR format (``ir_bundle`` in test_openvino_ir.py)."""
-    import bioclip_edge.export.nncf_gate as gate
     from bioclip_edge.runtime.inference.selection import select_vision
 
-    monkeypatch.setattr(gate, "NNCF_GATE_COSINE_MIN", 1.5)
-    measured: list = []
-    real = gate.gate_figures
-
-    def record(*args, **kw):
-        figures = real(*args, **kw)
-        measured.append(figures)
-        return figures
-
-    monkeypatch.setattr("bioclip_edge.export.int8_calibrated.gate_figures", record)
-    monkeypatch.setattr(gate, "_rank", lambda f: (False, f is measured[1], 0.0))
+    measured = force_preset_fallback(monkeypatch)
     out = tmp_path / "auto"
     export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
                                calibration=photo_dir, parity_images=6))

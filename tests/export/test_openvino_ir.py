@@ -21,6 +21,7 @@ from bioclip_edge.export.sources import ModelRequest
 from bioclip_edge.runtime.inference.backends import openvino_capabilities
 from bioclip_edge.runtime.inference.bundle import Bundle, BundleError
 from bioclip_edge.runtime.inference.manifest import MANIFEST_NAME, Manifest, ManifestError
+from tests.helpers.nncf_gate import force_preset_fallback
 
 pytestmark = pytest.mark.skipif(not (nncf_available() and openvino_capabilities()), reason="needs nncf and OpenVINO")
 
@@ -31,21 +32,9 @@ def ir_bundle(tmp_path_factory, tiny_model_dir: Path) -> Path:
     gate no graph can pass makes ``auto`` measure all three presets, and the ranking is made to pick
     performance-sq, the candidate measured second, whose .xml and .bin then take the variant's file
     names. Read-only."""
-    import bioclip_edge.export.nncf_gate as gate
-
-    measured: list = []
-    real = gate.gate_figures
-
-    def record(*args, **kw):
-        figures = real(*args, **kw)
-        measured.append(figures)
-        return figures
-
     out = tmp_path_factory.mktemp("ir") / "tiny-ir"
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(gate, "NNCF_GATE_COSINE_MIN", 1.5)
-        mp.setattr(gate, "_rank", lambda f: (False, f is measured[1], 0.0))
-        mp.setattr("bioclip_edge.export.int8_calibrated.gate_figures", record)
+        measured = force_preset_fallback(mp)
         export_bundle(ExportConfig(request=ModelRequest(f"local-dir:{tiny_model_dir}"), out=out, precisions=("fp32", "int8"),
                                    parity_images=6, calibration_images=8, nncf_format="openvino-ir"))
     assert len(measured) == 3  # performance, performance-sq, transformer
