@@ -7,6 +7,7 @@ torch inside its ``run`` function.
 A subcommand module provides::
 
     HELP = "one line"
+    EPILOG = "examples:\n  bioclip-edge ..."   # optional: shown at the end of --help, and in the docs' reference
     def add_arguments(parser: argparse.ArgumentParser) -> None
     def run(args: argparse.Namespace) -> int          # exit code
 
@@ -36,7 +37,20 @@ COMMANDS: dict[str, str] = {
     "info": "bioclip_edge.runtime.cli.info",
     "preview": "bioclip_edge.runtime.cli.preview",
     "evaluate": "bioclip_edge.runtime.cli.evaluate",
+    "camtrap-dp": "bioclip_edge.runtime.cli.camtrap_dp",
+    "sort": "bioclip_edge.runtime.cli.sort",
+    "pack": "bioclip_edge.runtime.cli.pack",
 }
+
+
+class HelpFormatter(argparse.HelpFormatter):
+    """Wraps a one-paragraph description as argparse does, but keeps text written in lines (an
+    epilog's example commands, a description's list) line for line."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        if "\n" in text.strip():
+            return "".join(indent + line for line in text.splitlines(keepends=True))
+        return super()._fill_text(text, width, indent)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -55,7 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                 continue
             raise
         p = sub.add_parser(name, help=module.HELP, description=getattr(module, "DESCRIPTION", module.HELP),
-                           formatter_class=getattr(module, "FORMATTER", argparse.HelpFormatter))
+                           epilog=getattr(module, "EPILOG", None),
+                           formatter_class=getattr(module, "FORMATTER", HelpFormatter))
         module.add_arguments(p)
         p.set_defaults(_module=module)
     return parser
