@@ -21,10 +21,11 @@ import argparse
 import importlib
 import logging
 import sys
+import traceback
 from typing import Sequence
 
 from bioclip_edge import __version__
-from bioclip_edge.errors import CommandError, UserError  # noqa: F401  (CommandError: re-exported)
+from bioclip_edge.errors import WRITE_FAILURE_EXIT, CommandError, UserError, WriteFailure  # noqa: F401  (CommandError: re-exported)
 
 # name -> module; order is the order shown in --help.
 COMMANDS: dict[str, str] = {
@@ -42,6 +43,14 @@ COMMANDS: dict[str, str] = {
     "pack": "bioclip_edge.runtime.cli.pack",
 }
 
+EXIT_CODES = """exit codes:
+  0    done
+  1    done, but some images failed (each has a failure row in the output)
+  2    bad input or options: nothing was done, or a refused --resume; the message says what to change
+  3    a file could not be written (disk full, read-only card, I/O error): finished work was kept;
+       fix the disk, then run the same command again (with --resume where the command has it)
+  130  interrupted (Ctrl-C): finished work was kept; --resume continues"""
+
 
 class HelpFormatter(argparse.HelpFormatter):
     """Wraps a one-paragraph description as argparse does, but keeps text written in lines (an
@@ -57,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="bioclip-edge",
         description="Export BioCLIP / open_clip models to verified ONNX bundles and run them on camera-trap images.",
+        epilog=EXIT_CODES, formatter_class=HelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"bioclip-edge {__version__}")
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more log output (-vv for debug)")
@@ -86,12 +96,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = getattr(args, "run", None) or args._module.run
     try:
         return int(run(args) or 0)
+    except WriteFailure as exc:
+        return _write_failed(args, exc, exc)
     except UserError as exc:
         print(f"bioclip-edge {args.command}: error: {exc}", file=sys.stderr)
         return 2
+    except OSError as exc:  # a refused write that no writer turned into a WriteFailure
+        from bioclip_edge.runtime.common.files import is_write_error, write_failure
+
+        if not is_write_error(exc):
+            raise
+        return _write_failed(args, write_failure(exc, exc.filename or getattr(args, "out", None)), exc)
     except KeyboardInterrupt:
         print(f"bioclip-edge {args.command}: interrupted; finished work was kept", file=sys.stderr)
         return 130
+
+
+def _write_failed(args: argparse.Namespace, failure: WriteFailure, cause: BaseException) -> int:
+    """A file the disk refused: one line (the traceback too with -v), exit code 3."""
+    if args.verbose:
+        traceback.print_exception(cause)
+    resume = "--resume" if hasattr(args, "resume") else None
+    print(f"bioclip-edge {args.command}: error: {failure.text(resume)}", file=sys.stderr)
+    return WRITE_FAILURE_EXIT
 
 
 def configure_process(verbose: int) -> None:

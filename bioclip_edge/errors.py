@@ -44,3 +44,73 @@ class PreviousOutputError(UserError, ValueError):
 
 class EmbeddingsFileError(UserError, ValueError):
     """An existing embeddings pair that cannot be extended."""
+
+
+# --- a file that could not be written: full disk, read-only card, failing disk --------------------
+
+WRITE_FAILURE_EXIT = 3  # the command line's exit code for a WriteFailure (0 done, 1 some inputs failed, 2 bad input)
+
+
+class WriteFailure(UserError, OSError):
+    """A file the tool could not write because of the disk, not the input: no space left, a
+    read-only or failing card, a quota, a file system's size limit, no permission.
+
+    It is an ``OSError`` too (same ``errno``, ``filename``), so code that tolerates a failed cache
+    write still does; the command line prints it as one line with exit code 3 (``WRITE_FAILURE_EXIT``),
+    not 2: the inputs were fine, and finished work was kept. Built by
+    ``runtime.common.files.write_failure``, which measures the free space."""
+
+    def __init__(self, errno: int | None, strerror: str | None, filename: str | None = None, *,
+                 needed: int | None = None, at_least: bool = False, free: int | None = None,
+                 mount: str | None = None, note: str = "") -> None:
+        super().__init__(errno, strerror, filename)
+        self.needed, self.at_least, self.free, self.mount, self.note = needed, at_least, free, mount, note
+
+    def __str__(self) -> str:
+        return self.text()
+
+    def text(self, resume_flag: str | None = None) -> str:
+        """The one-line message; ``resume_flag`` (``"--resume"``) when the command picks up finished work with it."""
+        reason, advice = _write_reason(self)
+        where = self.filename if self.filename else "a file"
+        again = f"run the same command again with {resume_flag}" if resume_flag else "run the same command again"
+        note = f"; {self.note}" if self.note else ""
+        return f"cannot write {where}: {reason}{note}; {advice}, then {again}"
+
+
+def _write_reason(exc: WriteFailure) -> tuple[str, str]:
+    """(what went wrong, what to do before running again), by errno."""
+    import errno as E
+
+    at = f" at {exc.mount}" if exc.mount else ""
+    if exc.errno in (E.ENOSPC, E.EDQUOT):
+        what = "no space left on the disk" if exc.errno == E.ENOSPC else "disk quota exceeded on the disk"
+        return f"{what}{at}{_space(exc)}", "free space there (or choose an output on another disk)"
+    if exc.errno == E.EROFS:
+        return (f"the file system{at} is read-only (an SD card's lock switch, or a failing card remounted read-only)",
+                "unlock or remount it (or choose an output on another disk)")
+    if exc.errno == E.EIO:
+        return (f"input/output error on the disk{at} (the card or disk may be failing, or was removed)",
+                "copy finished files off, check or replace the disk")
+    if exc.errno == E.EFBIG:
+        return (f"file too large for the file system{at} (FAT32 cards hold files of at most 4 GB)",
+                "write to a disk formatted exFAT, NTFS or ext4")
+    if exc.errno in (E.EACCES, E.EPERM):
+        return "permission denied", "choose a folder you can write to, or change its permissions"
+    return (exc.strerror or "error").lower(), "fix the disk (or choose an output on another disk)"
+
+
+def _space(exc: WriteFailure) -> str:
+    parts = []
+    if exc.needed:
+        parts.append(f"needs {'more than ' if exc.at_least else 'about '}{_size(exc.needed)}")
+    if exc.free is not None:
+        parts.append(f"{_size(exc.free)} free")
+    return f" ({', '.join(parts)})" if parts else ""
+
+
+def _size(n: int) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if n >= scale:
+            return f"{n / scale:.1f} {unit}"
+    return f"{n} bytes"

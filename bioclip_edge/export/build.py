@@ -2,7 +2,9 @@
 
 The bundle is written to ``<out>.partial`` and renamed into place only when every variant has
 been written, loaded back into onnxruntime and measured, so an interrupted export never leaves
-a folder that looks complete.
+a folder that looks complete: the manifest, written last, is what makes a folder a bundle, and
+``Bundle.open`` refuses a ``.partial`` folder as an unfinished export. A disk that fills (or is
+read-only, or fails) half-way removes the working folder and raises a ``WriteFailure`` naming it.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Sequence
 
 from bioclip_edge.errors import UserError
+from bioclip_edge.runtime.common.files import write_errors
 from bioclip_edge.runtime.inference.manifest import PRECISIONS, SCHEMA_VERSION, ExportResources, Manifest, Variant
 from bioclip_edge.export import precision as prec
 from bioclip_edge.export.build_facts import versions
@@ -69,10 +72,11 @@ def export_bundle(cfg: ExportConfig) -> Manifest:
     out = Path(cfg.out)
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
-    work.mkdir(parents=True)
     try:
-        manifest = _export_into(cfg, work, say)
-        _readable(work)
+        with write_errors(work, note=f"the unfinished export was removed; {out} was not changed"):
+            work.mkdir(parents=True)
+            manifest = _export_into(cfg, work, say)
+            _readable(work)
         if out.exists():
             shutil.rmtree(out)
         work.rename(out)

@@ -12,6 +12,7 @@ Written into ``<out>.partial`` and renamed, so an interrupted report never looks
 from __future__ import annotations
 
 import csv
+import io
 import json
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 
 from bioclip_edge.profiling.measure import ProfileRun
 from bioclip_edge.profiling.sizing import PrecisionSizing, assumptions, duration
+from bioclip_edge.runtime.common.files import write_atomic, write_errors
 
 CSV_SKIP = ("latencies_ms",)
 
@@ -187,20 +189,36 @@ def write_csv(rows: list[dict[str, Any]], path: Path) -> None:
     keys: list[str] = []
     for r in rows:
         keys += [k for k in r if k not in keys and k not in CSV_SKIP]
-    with open(path, "w", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=keys, extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.DictWriter(text, fieldnames=keys, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomic(path, text.getvalue())
 
 
 def write_report(run: ProfileRun, out: str | Path, sizings: list[PrecisionSizing] = (), images_per_day: int = 0,
                  scale: Any = None) -> Path:
-    """Write the report folder; returns its path. ``scale``: a ``scale_out.ScaleOutEstimate`` (many machines)."""
-    from bioclip_edge.profiling.plots import latency_plot, throughput_plot
-
+    """Write the report folder; returns its path. ``scale``: a ``scale_out.ScaleOutEstimate`` (many machines).
+    It is written into ``<out>.partial`` and renamed: a full disk half-way leaves ``out`` as it was."""
     out = Path(out)
     work = out.with_name(out.name + ".partial")
     shutil.rmtree(work, ignore_errors=True)
+    try:
+        with write_errors(work, note=f"the unfinished report was removed; {out} was not changed"):
+            _write_report_into(work, run, sizings, images_per_day, scale)
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    if out.exists():
+        shutil.rmtree(out)
+    work.rename(out)
+    return out
+
+
+def _write_report_into(work: Path, run: ProfileRun, sizings: list[PrecisionSizing], images_per_day: int,
+                       scale: Any) -> None:
+    from bioclip_edge.profiling.plots import latency_plot, throughput_plot
+
     work.mkdir(parents=True)
     tower = run.settings.get("tower", "vision")
     unit = "image" if tower == "vision" else "label"
@@ -217,7 +235,3 @@ def write_report(run: ProfileRun, out: str | Path, sizings: list[PrecisionSizing
     (work / "report.json").write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
     write_csv(run.rows, work / "results.csv")
     (work / "report.md").write_text(markdown(run, list(sizings), images_per_day, plots, scale), encoding="utf-8")
-    if out.exists():
-        shutil.rmtree(out)
-    work.rename(out)
-    return out

@@ -18,6 +18,9 @@ from bioclip_edge.runtime.inference.cache import already_verified, mark_verified
 from bioclip_edge.runtime.inference.manifest import MANIFEST_NAME, Manifest, ManifestError, Variant
 
 
+PARTIAL_SUFFIX = ".partial"  # export's working folder, renamed to the bundle's name when complete
+
+
 class BundleError(UserError, ValueError):
     """A bundle that cannot be used; the message names the file and the remedy."""
 
@@ -38,6 +41,16 @@ def _inside(root: Path, rel: str, what: str) -> Path:
     if root.resolve() not in path.parents:
         raise BundleError(f"{root / MANIFEST_NAME}: {what} path {rel!r} leaves the bundle folder; refusing to load it")
     return path
+
+
+def _refuse_unfinished_export(root: Path) -> None:
+    """An export writes into ``<out>.partial`` and renames it when done: a ``.partial`` folder, or
+    one beside a missing bundle, is an export that was interrupted (killed, or its disk filled)."""
+    partial = root if root.name.endswith(PARTIAL_SUFFIX) else root.with_name(root.name + PARTIAL_SUFFIX)
+    if partial.is_dir() and (partial == root or not root.exists()):
+        finished = root.with_name(partial.name[: -len(PARTIAL_SUFFIX)])
+        raise BundleError(f"{partial}: an unfinished export (it was interrupted before the bundle was complete); "
+                          f"delete it and run 'bioclip-edge export' again with --out {finished}")
 
 
 @dataclass
@@ -61,6 +74,7 @@ class Bundle:
         re-hashes. ``defer_hashing``: check every file's presence and size now, but hash a model
         file only when ``model_path`` hands it out (``classify`` loads two of the bundle's eight)."""
         root = Path(path)
+        _refuse_unfinished_export(root)
         if not root.exists():
             raise BundleError(f"{root}: no such bundle folder; create one with 'bioclip-edge export'")
         if not root.is_dir():

@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from bioclip_edge.errors import UserError
-from bioclip_edge.runtime.common.files import atomic_writer
+from bioclip_edge.runtime.common.files import atomic_writer, write_atomic
 from bioclip_edge.runtime.common.progress import progress_bar
 from bioclip_edge.runtime.labels.store import write_label_file
 from bioclip_edge.runtime.labels.matrix import _now, bundle_info
@@ -181,5 +181,5 @@ def _prepare_parts(parts: Path, key: str) -> None:
         log.warning("%s holds parts of a different build (other labels, recipe or model); starting over", parts)
         shutil.rmtree(parts)
     parts.mkdir(parents=True)
-    state.write_text(json.dumps({"key": key, "started": _now()}))
+    write_atomic(state, json.dumps({"key": key, "started": _now()}))
 
