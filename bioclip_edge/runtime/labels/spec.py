@@ -55,14 +55,23 @@ def _from_string(bundle: Any, spec: str | os.PathLike, recipe: str, cache_dir: A
     if is_label_file(path):  # by content: whatever the file is called
         return LabelMatrix.load(path)
     if suffix in MATRIX_SUFFIXES:
-        if not path.is_file():
+        if not _is_file(path):
             raise LabelSpecError(f"{path}: no such label matrix file; build one with 'bioclip-edge labels build'")
         return LabelMatrix.load(path)  # not a zip: load says what is wrong with it
-    if path.is_file():
+    if _is_file(path):
         return _from_texts(bundle, _read_label_list(path), recipe, cache_dir, str(path))
     if suffix in TEXT_SUFFIXES and "," not in text:
         raise LabelSpecError(f"{path}: no such label file; give a .npz matrix, a text file with one label per line, or \"a,b,c\"")
     return _from_texts(bundle, [part.strip() for part in text.split(",")], recipe, cache_dir, "--labels")
+
+
+def _is_file(path: Path) -> bool:
+    """Whether ``path`` names a file; an inline label list longer than a file name can be (255 bytes
+    on most file systems) is not one, where ``Path.is_file`` would raise "File name too long"."""
+    try:
+        return path.is_file()
+    except (OSError, ValueError):
+        return False
 
 
 def _read_label_list(path: Path) -> list[str]:

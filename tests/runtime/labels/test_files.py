@@ -53,6 +53,12 @@ def test_resolve_labels_by_content_not_name(tmp_path, bundle):
     assert resolve_labels(bundle, str(tmp_path / "notes")).names == ["lion", "leopard"]
 
 
+def test_an_inline_list_longer_than_a_file_name_is_a_list(bundle):
+    names = [f"a species with a long common name number {i}" for i in range(12)]  # ~530 characters
+    assert len(",".join(names)) > 255
+    assert resolve_labels(bundle, ",".join(names)).names == names
+
+
 def test_files_that_are_neither_say_what_to_give(tmp_path, bundle):
     binary = tmp_path / "weights.bin"
     binary.write_bytes(b"\xff\xfe\x00\x81 not text, not a zip")
