@@ -134,9 +134,10 @@ def time_clap(sites: dict, text: np.ndarray, scale: float) -> dict:
     f = f_pool[pick].reshape(-1, f_pool.shape[2])
     y = np.repeat(y_pool[pick], f_pool.shape[1])
     out = {"features": int(len(f)), "classes": 6, "shots": 16, "views": int(f_pool.shape[1])}
+    adapt_math.clap_rows(text[:6], f[:12], y[:12], scale)  # warm: SciPy's import is not the fit's time
     for name, minimise in (("scipy", adapt_math._minimise), ("numpy", adapt_math._gradient_descent)):
         started = time.perf_counter()
-        fit = adapt_math.clap_rows(text[:6], f, y, scale, shots_per_class=16) if name == "scipy" else _numpy_fit(
+        fit = adapt_math.clap_rows(text[:6], f, y, scale) if name == "scipy" else _numpy_fit(
             adapt_math, minimise, text[:6], f, y, scale)
         out[name] = {"seconds": round(time.perf_counter() - started, 3), "iterations": fit.iterations}
     return out
@@ -146,7 +147,7 @@ def _numpy_fit(adapt_math, minimise, text, f, y, scale):
     saved = adapt_math._minimise
     adapt_math._minimise = minimise  # as on an install without SciPy
     try:
-        return adapt_math.clap_rows(text, f, y, scale, shots_per_class=16)
+        return adapt_math.clap_rows(text, f, y, scale)
     finally:
         adapt_math._minimise = saved
 

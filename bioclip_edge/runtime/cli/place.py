@@ -14,7 +14,9 @@ def add_place_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--geofence", type=str, metavar="FILE",
                    help="SpeciesNet geofence JSON (class;order;family;genus;species -> allow/block rules); needs --country")
     p.add_argument("--country", metavar="ISO3", help="ISO 3166-1 alpha-3 country the geofence is applied for, e.g. KEN")
-    p.add_argument("--admin1", metavar="CODE", help="admin-1 region within --country, as the geofence file writes it (e.g. CA)")
+    p.add_argument("--admin1", metavar="CODE",
+                   help="admin-1 region within --country, as the geofence file writes it (e.g. CA), or a whole "
+                        "ISO 3166-2 code (e.g. US-CA), which names the country too")
     p.add_argument("--checklist", type=str, metavar="FILE",
                    help="GBIF checklist download (CSV/TSV: scientificName or species, taxonRank) or a text file of "
                         "scientific names, one a line; keeps listed species and the higher taxa containing them")

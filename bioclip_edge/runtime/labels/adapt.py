@@ -5,10 +5,13 @@ Two methods, both ending in unit rows that the bundle's logit scale scores like 
 - ``prototype_rows``: training-free, ``normalize((1-a)·t + a·mean(f))`` with ``a = n/(n+k)``: one
   example barely moves a row, many move it towards the examples' centroid.
 - ``clap_rows``: CLAP (Silva-Rodriguez et al., CVPR 2024): the rows start at the zero-shot rows and
-  minimise the cross-entropy of ``logit_scale · normalize(W)·f`` over the examples plus, per class,
-  ``λ_c·||w_c - t_c||²``, where ``λ_c`` is zero-shot's mean softmax on that class's examples. A
-  class zero-shot already gets right is held near its text row; one it gets wrong is free to move.
-  No validation set is needed, which is what makes it usable from one shot per class.
+  minimise the mean cross-entropy of ``logit_scale · normalize(W)·f`` over the examples plus the
+  mean over classes of ``λ_c·||w_c - t_c||²``, where ``λ_c`` is zero-shot's mean softmax on that
+  class's examples (the authors' code: ``mean(alpha * ||w - t||²)`` with fixed multipliers, the
+  model's own logit scale). A class zero-shot already gets right is held near its text row; one it
+  gets wrong is free to move. No validation set is needed, which is what makes it usable from one
+  shot per class. Both terms are means, so the balance does not drift with the number of shots:
+  more shots move a row further only because their evidence is more consistent.
 
 Rows that have no examples can take part as *competitors* (fixed rows in the softmax), so an adapted
 row learns to beat the labels it is confused with in the full matrix, not only its labelled peers.
@@ -27,7 +30,7 @@ from bioclip_edge.runtime.common.arrays import normalize_rows
 
 @dataclass(frozen=True)
 class ClapSettings:
-    penalty: float = 1.0  # multiplies every class's λ_c; larger keeps rows nearer their text rows
+    penalty: float = 1.0  # multiplies every class's λ_c (1 is the paper's); larger keeps rows nearer their text rows
     max_iter: int = 500
     tolerance: float = 1e-6
 
@@ -71,7 +74,8 @@ def zero_shot_weights(text_rows: np.ndarray, features: np.ndarray, labels: np.nd
 def clap_objective(w_flat: np.ndarray, text_rows: np.ndarray, features: np.ndarray, labels: np.ndarray,
                    logit_scale: float, weights: np.ndarray, competitors: np.ndarray | None = None
                    ) -> tuple[float, np.ndarray]:
-    """(loss, gradient) of mean cross-entropy + Σ_c λ_c·||w_c - t_c||² at the flattened rows ``w_flat``."""
+    """(loss, gradient) of mean cross-entropy + Σ_c weights_c·||w_c - t_c||² at the flattened rows ``w_flat``
+    (``clap_rows`` passes ``weights = penalty·λ_c/C``: the paper's mean over classes)."""
     c, d = text_rows.shape
     w = w_flat.reshape(c, d)
     norms = np.maximum(np.linalg.norm(w, axis=1, keepdims=True), 1e-12)
@@ -90,20 +94,19 @@ def clap_objective(w_flat: np.ndarray, text_rows: np.ndarray, features: np.ndarr
 
 
 def clap_rows(text_rows: np.ndarray, features: np.ndarray, labels: np.ndarray, logit_scale: float,
-              settings: ClapSettings = ClapSettings(), competitors: np.ndarray | None = None,
-              shots_per_class: float = 1.0) -> ClapFit:
+              settings: ClapSettings = ClapSettings(), competitors: np.ndarray | None = None) -> ClapFit:
     """CLAP's rows for classes ``0..C-1`` (``labels`` index ``text_rows``), started at the text rows.
 
-    The penalty is divided by the mean shots per class (examples, not their views): the examples'
-    cross-entropy is a mean, so without it one shot would pull a row as far as sixteen; this way the
-    zero-shot row acts as a fixed prior that more evidence outweighs.
+    The penalty is the paper's mean over the ``C`` adapted classes of ``λ_c·||w_c - t_c||²`` (fixed
+    competitor rows carry none): the cross-entropy is a mean over all examples, so each row's share
+    of it shrinks with ``C`` and so does its share of the penalty.
     """
     text_rows = normalize_rows(text_rows).astype(np.float64)
     features = np.asarray(features, dtype=np.float64)
     labels = np.asarray(labels, dtype=np.int64)
     comp = None if competitors is None or not len(competitors) else np.asarray(competitors, dtype=np.float64)
     confidence = zero_shot_weights(text_rows, features, labels, logit_scale, comp)
-    weights = settings.penalty * confidence / max(1.0, float(shots_per_class))
+    weights = settings.penalty * confidence / len(text_rows)
     args = (text_rows, features, labels, float(logit_scale), weights, comp)
     start = text_rows.ravel().copy()
     before = clap_objective(start, *args)[0]

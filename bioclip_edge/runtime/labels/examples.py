@@ -3,8 +3,11 @@ then embed each with the bundle's vision tower, with flipped and cropped views o
 
 A camera-trap user's labelled frames are few, so each example is embedded several times (the whole
 frame, its mirror, a central crop and that crop's mirror): the views cost one model call each and
-give the optimiser variation that one embedding per frame does not have. Unreadable files are
-listed and skipped, never fatal; a label left with no readable example is an error naming it.
+give the optimiser variation that one embedding per frame does not have. An example with a box (a
+CSV row's box, or ``labels.example_boxes`` from a MegaDetector file) is first cut to that box by
+``classify --detections``' own rule (``images.detections.crop_box`` on the upright frame), and the
+views are taken of the crop. Unreadable files are listed and skipped, never fatal; a label left
+with no readable example is an error naming it.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import numpy as np
 
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.images.decode import ImageDecodeError, load_image
+from bioclip_edge.runtime.images.detections import crop_box
 from bioclip_edge.runtime.images.discover import is_image_name, is_video_name
 from bioclip_edge.runtime.images.labelled import read_labelled
 
@@ -36,6 +40,7 @@ class Example:
     label: str
     filepath: str  # how messages name it
     group: str = ""  # camera or sequence: cross-validation never splits one (default: the file itself)
+    bbox: tuple[float, float, float, float] | None = None  # normalised [x, y, w, h]: the example is this crop
 
 
 @dataclass(frozen=True)
@@ -55,8 +60,8 @@ def read_examples(source: str | os.PathLike) -> list[Example]:
     label's folder are groups, e.g. cameras) or of a ``filepath,label`` CSV (an optional ``group``,
     ``sequence`` or ``camera`` column): ``runtime.images.labelled``, the reader ``evaluate
     --truth`` uses too. A group (a camera, a sequence) may hold several labels."""
-    labelled = read_labelled(source, "--examples", ExamplesError)
-    return [Example(f.path, f.label, f.name, f.group) for f in labelled.files if not is_video_name(f.path)]
+    labelled = read_labelled(source, "--examples", ExamplesError, boxes=True)
+    return [Example(f.path, f.label, f.name, f.group, f.bbox) for f in labelled.files if not is_video_name(f.path)]
 
 
 def views(image) -> list:
@@ -71,13 +76,16 @@ def views(image) -> list:
     return [image, image.transpose(flip), crop, crop.transpose(flip)]
 
 
-def embed_examples(embedder, examples: list[Example], n_views: int = len(VIEWS)) -> EmbeddedExamples:
-    """Embed every readable example's first ``n_views`` views; unreadable ones go to ``failures``."""
+def embed_examples(embedder, examples: list[Example], n_views: int = len(VIEWS),
+                   skipped: list[tuple[str, str]] | None = None) -> EmbeddedExamples:
+    """Embed every readable example's first ``n_views`` views; unreadable ones go to ``failures``,
+    after ``skipped`` (examples dropped earlier, e.g. frames without a detection)."""
     labels = list(dict.fromkeys(e.label for e in examples))
     digest = hashlib.sha256()
     pixels: list[np.ndarray] = []
     features: list[np.ndarray] = []
-    label_index, example_index, failures, groups = [], [], [], []
+    label_index, example_index, groups = [], [], []
+    failures = list(skipped or [])
     shots = np.zeros(len(labels), dtype=np.int64)
     for example in examples:
         try:
@@ -85,11 +93,14 @@ def embed_examples(embedder, examples: list[Example], n_views: int = len(VIEWS))
             if data is None:
                 raise ImageDecodeError("not an image file name (.jpg, .png, ...)")
             image = load_image(data, embedder.crop_decode).image
+            if example.bbox is not None:  # the same cut as classify --detections
+                image = image.crop(crop_box(image.width, image.height, list(example.bbox)))
         except (OSError, ImageDecodeError) as exc:
             failures.append((example.filepath, getattr(exc, "reason", None) or str(exc)))
             continue
         c = labels.index(example.label)
-        digest.update(f"{example.label}\0{example.filepath}\0".encode() + hashlib.sha256(data).digest())
+        box = "" if example.bbox is None else ",".join(f"{v:.6g}" for v in example.bbox) + "\0"
+        digest.update(f"{example.label}\0{example.filepath}\0{box}".encode() + hashlib.sha256(data).digest())
         for view in views(image)[: max(1, n_views)]:
             pixels.append(embedder.transform(view))
             label_index.append(c)

@@ -59,13 +59,26 @@ class Region:
 
     @classmethod
     def parse(cls, country: str | None, admin1: str | None = None) -> "Region":
+        """``--country`` and ``--admin1``; ``--admin1`` may be a whole ISO 3166-2 code (``US-CA``),
+        which names the country too (``USA``): ``--country`` may then be left out, and must agree."""
+        from bioclip_edge.runtime.labels.iso3166 import split_subdivision
+
+        code = (admin1 or "").strip().upper()
+        admin1 = code or None
+        split = split_subdivision(code) if code else None
+        if split is not None:
+            if country and country.strip().upper() != split[0]:
+                raise OptionError(f"--admin1 {code} is in {split[0]} (ISO 3166-2: {code.split('-')[0]} is "
+                                  f"{split[0]}), but --country is {country.strip().upper()}; give the region of "
+                                  "that country, or leave --country out")
+            country, admin1 = split
         if not country:
             raise OptionError("--geofence needs --country ISO3 (an ISO 3166-1 alpha-3 code such as KEN or USA)"
-                              if not admin1 else "--admin1 needs --country ISO3 (e.g. --country USA --admin1 CA)")
+                              if not admin1 else "--admin1 needs --country ISO3 (e.g. --country USA --admin1 CA), "
+                              "or give --admin1 as an ISO 3166-2 code such as US-CA")
         if not _COUNTRY.match(country.strip()):
             raise OptionError(f"--country {country!r}: expected an ISO 3166-1 alpha-3 code, three letters such as "
                               "KEN, USA or GBR")
-        admin1 = (admin1 or "").strip().upper() or None
         return cls(country.strip().upper(), admin1)
 
     def to_dict(self) -> dict[str, Any]:

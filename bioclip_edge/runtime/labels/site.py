@@ -31,7 +31,7 @@ COMPETITORS_PER_EXAMPLE = 16  # base rows each example's zero-shot ranks highest
 @dataclass(frozen=True)
 class AdaptRequest:
     bundle: Any  # a Bundle or its folder
-    examples: Path  # train/<label>/*.jpg or a filepath,label CSV
+    examples: Path  # train/<label>/*.jpg or a filepath,label CSV (optional box columns)
     out: Path
     base: Path | None = None
     method: str = "clap"
@@ -46,6 +46,9 @@ class AdaptRequest:
     cross_validate: int = 0  # K > 1: also measure zero-shot against adapted on K grouped held-out folds
     suggest: int = 0  # N > 0: list the N pool images to label next (``labels.suggest``)
     pool: Path | None = None
+    detections: Path | None = None  # MegaDetector output: each example becomes its best box (``labels.example_boxes``)
+    detection_threshold: float = 0.2
+    sequence_gap: float = 60.0  # --suggest: seconds between frames of one burst (``labels.suggest``)
 
 
 @dataclass(frozen=True)
@@ -58,6 +61,7 @@ class AdaptResult:
     source: dict[str, Any] = field(default_factory=dict)  # what the matrix's meta records
     cross_validation: CrossValidation | None = None
     suggestions: Path | None = None  # the CSV of images to label next
+    suggestion_page: Path | None = None  # its preview page (``labels.suggest_page``)
 
 
 def adapt(request: AdaptRequest) -> AdaptResult:
@@ -71,23 +75,47 @@ def adapt(request: AdaptRequest) -> AdaptResult:
     out = check_output_target(request.out, overwrite=request.overwrite, what="label file")
     bundle = request.bundle if isinstance(request.bundle, Bundle) else Bundle.open(request.bundle)
     base = _open_base(request.base, bundle, out)
-    examples = read_examples(request.examples)
+    examples, skipped = _read_examples(request)
     if base is not None:
         base_rows([e.label for e in examples], base)  # a label missing from the base fails before embedding
     pool = Path(request.pool) if request.suggest and request.pool is not None else None
     if request.suggest and (pool is None or not pool.is_dir()):
         raise LabelMatrixError(f"--suggest needs --pool, a folder of unlabelled images (got {request.pool})")
     if request.suggest:
+        from bioclip_edge.runtime.labels.suggest_page import page_paths
+
         check_output_target(_suggest_path(out), overwrite=request.overwrite, what="suggestion list")
+        check_output_target(page_paths(_suggest_path(out))[0], overwrite=request.overwrite, what="suggestion page")
     embedder = ImageEmbedder(bundle, request.precision)
-    result = fit_and_write(request, bundle, base, embed_examples(embedder, examples, request.views), out)
+    result = fit_and_write(request, bundle, base, embed_examples(embedder, examples, request.views, skipped), out)
     if pool is None:
         return result
     from bioclip_edge.runtime.labels.suggest import pick, score_pool, write_suggestions
+    from bioclip_edge.runtime.labels.suggest_page import write_suggestion_page
 
-    scored, failures = score_pool(embedder, pool, LabelMatrix.load(result.out))
-    path = write_suggestions(_suggest_path(out), pick(scored, request.suggest))
-    return replace(result, suggestions=path, failures=result.failures + failures)
+    scored, failures = score_pool(embedder, pool, LabelMatrix.load(result.out), request.sequence_gap)
+    chosen = pick(scored, request.suggest)
+    path = write_suggestions(_suggest_path(out), chosen)
+    page = write_suggestion_page(path, chosen, pool, len(scored))
+    return replace(result, suggestions=path, suggestion_page=page, failures=result.failures + failures)
+
+
+def _read_examples(request: AdaptRequest) -> tuple[list, list[tuple[str, str]]]:
+    """The examples, each cut to its box when ``detections`` is given, and those skipped for want of one."""
+    examples = read_examples(request.examples)
+    if request.detections is None:
+        return examples, []
+    from bioclip_edge.runtime.labels.example_boxes import boxes_from_detections
+    from bioclip_edge.runtime.labels.examples import ExamplesError
+
+    kept, skipped = boxes_from_detections(examples, request.detections, request.detection_threshold)
+    lost = [label for label in dict.fromkeys(e.label for e in examples) if label not in {e.label for e in kept}]
+    if lost:
+        names = {e.filepath for e in examples if e.label == lost[0]}
+        reasons = "; ".join([f"{name}: {reason}" for name, reason in skipped if name in names][:3])
+        raise ExamplesError(f"label {lost[0]!r} has no example with a box to cut ({reasons}); lower "
+                            "--detection-threshold or give that label's boxes as CSV bbox columns")
+    return kept, skipped
 
 
 def _suggest_path(out: Path) -> Path:
@@ -112,7 +140,9 @@ def fit_and_write(request: AdaptRequest, bundle, base: LabelMatrix | None, embed
     fitted, details = fit_rows(request, start, embedded, scale, base, rows)
     shots = {label: int(n) for label, n in zip(embedded.labels, embedded.shots)}
     source = {"kind": "adapt", "method": request.method, "settings": details, "shots": shots,
-              "examples": {"path": str(request.examples), "digest": embedded.digest, "skipped": len(embedded.failures)},
+              "examples": {"path": str(request.examples), "digest": embedded.digest, "skipped": len(embedded.failures),
+                           "detections": str(request.detections) if request.detections else None,
+                           "detection_threshold": request.detection_threshold if request.detections else None},
               "views": int(request.views), "base": str(request.base) if request.base else None,
               "model_id": bundle.manifest.model.id, "cross_validation": cv.to_dict() if cv else None}
     written = _write(out, request, bundle, base, rows, fitted, embedded.labels, source)
@@ -127,7 +157,7 @@ def fit_rows(request: AdaptRequest, start: np.ndarray, embedded: EmbeddedExample
     if request.method == "prototype":
         return prototype_rows(start, f, y, embedded.shots, request.prototype_k), {"k": request.prototype_k}
     competitors = _competitors(base, rows or [], f)
-    fit = clap_rows(start, f, y, logit_scale, request.clap, competitors, float(np.mean(embedded.shots)))
+    fit = clap_rows(start, f, y, logit_scale, request.clap, competitors)
     details = {**asdict(request.clap), "optimizer": fit.optimizer, "iterations": fit.iterations,
                "loss_before": round(fit.loss_before, 6), "loss_after": round(fit.loss_after, 6),
                "class_weights": [round(float(w), 6) for w in fit.weights],
@@ -210,6 +240,9 @@ def describe(source: dict[str, Any] | None) -> list[str]:
              f"shots: {shots}",
              f"examples: {examples.get('path')} (digest {str(examples.get('digest'))[:16]}, {examples.get('skipped', 0)} skipped)"
              + (f"   base: {source['base']}" if source.get("base") else "") + f"   model: {source.get('model_id')}"]
+    if examples.get("detections"):
+        lines.append(f"boxes: each frame's most confident animal box in {examples['detections']} "
+                     f"(conf >= {examples.get('detection_threshold')})")
     cv = source.get("cross_validation")
     if cv:
         lines.append(f"cross-validation ({cv['folds']} folds, {cv['examples']} held out): balanced accuracy zero-shot "

@@ -52,3 +52,22 @@ def test_csv_rows_paths_groups_and_conflicts(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(Bad, match="--truth .*empty: holds no labelled image"):
         read_labelled(tmp_path / "empty", "--truth", Bad)
+
+
+def test_box_columns_make_one_row_per_box_only_for_a_reader_of_boxes(tmp_path):
+    (tmp_path / "b.csv").write_text("filepath,label,bbox_x,bbox_y,bbox_w,bbox_h\n"
+                                    "a.jpg,lion,0.1,0.2,0.3,0.4\na.jpg,zebra,0.5,0.5,0.25,0.25\nb.jpg,lion,,,,\n",
+                                    encoding="utf-8")
+    files = read_labelled(tmp_path / "b.csv", "--examples", Bad, boxes=True).files
+    assert [(f.path.name, f.label, f.bbox) for f in files] == [
+        ("a.jpg", "lion", (0.1, 0.2, 0.3, 0.4)), ("a.jpg", "zebra", (0.5, 0.5, 0.25, 0.25)), ("b.jpg", "lion", None)]
+    assert [(e.label, e.bbox) for e in read_examples(tmp_path / "b.csv")][:2] == [("lion", (0.1, 0.2, 0.3, 0.4)),
+                                                                                  ("zebra", (0.5, 0.5, 0.25, 0.25))]
+    # evaluate judges whole files: there, two labels on one file are a conflict, whatever the boxes
+    with pytest.raises(Bad, match="line 3: a.jpg is labelled both 'lion' and 'zebra'"):
+        read_labelled(tmp_path / "b.csv", "--truth", Bad)
+    (tmp_path / "one.csv").write_text('filepath,label,bbox\na.jpg,lion,"0.1, 0.2, 0.3, 0.4"\n', encoding="utf-8")
+    assert read_labelled(tmp_path / "one.csv", "--examples", Bad, boxes=True).files[0].bbox == (0.1, 0.2, 0.3, 0.4)
+    (tmp_path / "three.csv").write_text('filepath,label,bbox\na.jpg,lion,"0.1,0.2,0.3"\n', encoding="utf-8")
+    with pytest.raises(Bad, match="line 2: the box '0.1,0.2,0.3' is not x,y,w,h"):
+        read_labelled(tmp_path / "three.csv", "--examples", Bad, boxes=True)

@@ -69,17 +69,26 @@ def test_clap_lowers_the_loss_and_keeps_unit_rows(optimizer, monkeypatch):
     np.testing.assert_array_equal(fit.rows, again.rows)  # deterministic
 
 
-def test_clap_stays_near_zero_shot_under_a_high_penalty_and_more_shots_move_it_more():
+def test_clap_stays_near_zero_shot_under_a_high_penalty_and_weights_are_the_papers_class_mean():
     text, feats, labels = synthetic(16)
     def moved(rows):
         return float(np.mean(1 - np.sum(rows * text, axis=1)))
 
-    strong = clap_rows(text, feats, labels, 20.0, ClapSettings(penalty=1e4), shots_per_class=16)
-    weak = clap_rows(text, feats, labels, 20.0, ClapSettings(penalty=1.0), shots_per_class=16)
+    strong = clap_rows(text, feats, labels, 20.0, ClapSettings(penalty=1e4))
+    weak = clap_rows(text, feats, labels, 20.0, ClapSettings(penalty=1.0))
     assert moved(strong.rows) < 1e-3 < moved(weak.rows)
-    few = np.concatenate([np.flatnonzero(labels == c)[:1] for c in range(len(text))])
-    one_shot = clap_rows(text, feats[few], labels[few], 20.0, ClapSettings(penalty=1.0), shots_per_class=1)
-    assert moved(one_shot.rows) < moved(weak.rows)
+    # the penalty is the mean over classes of λ_c·||w_c - t_c||², as in the authors' code
+    np.testing.assert_allclose(weak.weights, zero_shot_weights(text, feats, labels, 20.0) / len(text))
+    np.testing.assert_allclose(strong.weights, 1e4 * weak.weights)
+
+
+def test_clap_holds_a_class_zero_shot_already_knows_nearer_its_text_row():
+    text, feats, labels = synthetic(8)
+    feats[labels == 0] = normalize_rows(text[0] + 0.05 * np.random.default_rng(3).normal(size=(8, text.shape[1])))
+    fit = clap_rows(text, feats, labels, 20.0)
+    moved = 1 - np.sum(fit.rows * text, axis=1)
+    assert fit.weights[0] > fit.weights[1:].max()
+    assert moved[0] < moved[1:].min()
 
 
 def test_class_weights_are_zero_shot_confidence():
@@ -233,7 +242,7 @@ def test_suggest_lists_the_least_certain_pool_images_spread_over_folders(trained
     result = adapt(AdaptRequest(trained_fp32_bundle, root / "train", tmp_path / "site.npz", method="prototype",
                                 views=1, suggest=4, pool=tmp_path / "pool"))
     rows = result.suggestions.read_text().splitlines()
-    assert rows[0].startswith("filepath,group,top1") and len(rows) == 5
+    assert rows[0].startswith("filepath,group,sequence,captured,top1") and len(rows) == 5
     margins = [float(r.split(",")[-1]) for r in rows[1:]]
     assert margins == sorted(margins) and {r.split(",")[1] for r in rows[1:]} == {"cam0", "cam1"}
     assert any(name.endswith("broken.jpg") for name, _ in result.failures)

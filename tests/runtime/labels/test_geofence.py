@@ -127,3 +127,32 @@ def test_missing_or_unreadable_geofence(tmp_path):
     (tmp_path / "latin1.json").write_bytes(b'{"\xe9": 1}')
     with pytest.raises(GeofenceError, match="not UTF-8"):
         Geofence.read(tmp_path / "latin1.json")
+
+
+@pytest.mark.parametrize("country,admin1", [(None, "US-NY"), ("USA", "US-NY"), ("usa", "us-ny"), (None, "USA-NY")])
+def test_admin1_as_an_iso_3166_2_code_names_the_country_too(matrix, country, admin1):
+    assert Region.parse(country, admin1) == Region("USA", "NY")
+    assert kept(matrix, GEOFENCE, country, admin1) == kept(matrix, GEOFENCE, "USA", "NY")
+    assert Region.parse(None, "GB-ENG") == Region("GBR", "ENG")
+    assert Region.parse("USA", "CA") == Region("USA", "CA")  # a plain code is the geofence's own, as before
+
+
+def test_an_iso_3166_2_region_of_another_country_is_an_error_naming_both():
+    with pytest.raises(OptionError, match=r"--admin1 US-CA is in USA .* but --country is KEN"):
+        Region.parse("KEN", "US-CA")
+
+
+def test_labels_subset_with_an_iso_3166_2_region(tmp_path, matrix, capsys):
+    from bioclip_edge.cli import main
+    from bioclip_edge.runtime.labels.matrix import LabelMatrix
+
+    labels, fence = matrix.save(tmp_path / "taxa.npz"), tmp_path / "geofence.json"
+    fence.write_text(json.dumps(GEOFENCE), encoding="utf-8")
+    out = tmp_path / "ny.npz"
+    assert main(["labels", "subset", str(labels), "--geofence", str(fence), "--admin1", "US-NY", "--out", str(out)]) == 0
+    assert set(LabelMatrix.load(out).names) == kept(matrix, GEOFENCE, "USA", "NY")
+    assert LabelMatrix.load(out).meta["place"][0]["geofence"]["admin1"] == "NY"
+    assert main(["labels", "subset", str(labels), "--geofence", str(fence), "--country", "GBR", "--admin1", "US-NY",
+                 "--out", str(tmp_path / "x.npz")]) == 2
+    err = capsys.readouterr().err
+    assert "US-NY is in USA" in err and "--country is GBR" in err and not (tmp_path / "x.npz").exists()
