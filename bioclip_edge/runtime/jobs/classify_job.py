@@ -23,7 +23,7 @@ import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from bioclip_edge.errors import OptionError
 from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile, read_detections
@@ -32,12 +32,13 @@ from bioclip_edge.runtime.jobs.engines import Engine, LocalEngine
 from bioclip_edge.runtime.jobs.fingerprint import classify_fingerprint, decode_description, fingerprint_token
 from bioclip_edge.runtime.jobs.media_fields import video_complete
 from bioclip_edge.runtime.jobs.parquet_output import require_pyarrow
-from bioclip_edge.runtime.jobs.previous_output import read_finished_output
-from bioclip_edge.runtime.jobs.records import Record, failed, has_video_fields, read_back, stored
+from bioclip_edge.runtime.jobs.previous_output import OutputReader
+from bioclip_edge.runtime.jobs.records import Record, failed, read_back, stored
 from bioclip_edge.runtime.jobs.rollup import RULE as ROLLUP_RULE
 from bioclip_edge.runtime.jobs.runner import JobConfig, JobSpec, JobSummary, check_job_target, job_items, run_job
-from bioclip_edge.runtime.jobs.sequences import SequenceOptions, apply_sequences
-from bioclip_edge.runtime.jobs.writers import format_for, write_results
+from bioclip_edge.runtime.jobs.sequences import SequenceOptions, SequencePlan
+from bioclip_edge.runtime.jobs.stream_writers import Features, scan, write_csv, write_jsonl, write_megadetector, write_parquet
+from bioclip_edge.runtime.jobs.writers import format_for
 
 DEFAULT_NAMES = {"megadetector": "predictions.json", "csv": "predictions.csv", "jsonl": "predictions.jsonl",
                  "parquet": "predictions.parquet"}
@@ -117,6 +118,7 @@ class ClassifySpec(JobSpec[Record]):
         self.fingerprint = classify_fingerprint(clf, detections=self.boxes, threshold=job.threshold,
                                                 categories=job.categories, relative_paths=job.relative_paths)
         self._boxes_then = _boxes_by_file(job.detections) if job.detections is not None else {}
+        self._reader: OutputReader | None = None
 
     def order(self) -> list[str]:
         if self.job.detections is not None:
@@ -144,10 +146,14 @@ class ClassifySpec(JobSpec[Record]):
         name = result["filepath"]
         return name not in self._boxes_then or box_key(result.get("detections")) == self._boxes_then[name]
 
-    def finished(self) -> list[Record]:
+    def finished(self) -> Iterator[Record]:
         if not Path(self.job.out).exists():  # type: ignore[arg-type]
-            return []
-        return read_finished_output(self.job.out, self.job.fmt, self.fingerprint, self.clf.names)  # type: ignore[arg-type]
+            return iter(())
+        self._reader = OutputReader(self.job.out, self.job.fmt, self.fingerprint, self.clf.names)  # type: ignore[arg-type]
+        return self._reader.records()
+
+    def damage(self) -> list[str]:
+        return self._reader.damage if self._reader is not None else []
 
     def to_checkpoint(self, result: Record) -> dict[str, Any]:
         return stored(result)
@@ -155,28 +161,70 @@ class ClassifySpec(JobSpec[Record]):
     def from_checkpoint(self, rows: list[dict[str, Any]]) -> list[Record]:
         return [read_back(row, self.boxes) for row in rows]
 
-    def write(self, out: Path, results: list[Record]) -> None:
-        """Render the records in the job's format; CSV and JSON Lines rows carry the run token."""
-        clf, job = self.clf, self.job
-        records = apply_sequences(results, job.sequences, clf.top_k)  # over the whole run's records: runtime.jobs.sequences
-        if job.fmt != "megadetector":
-            token = fingerprint_token(self.fingerprint)
-            records = [{**r, "run": token} for r in records]  # type: ignore[misc]
-        detections = job.detections.data if job.detections is not None else None
-        write_results(out, records, job.fmt, self.meta(records), clf.names, detections,  # type: ignore[arg-type]
-                      clf.category_descriptions())
+    def write(self, out: Path, results: Iterable[Record]) -> None:
+        """Render the records in the job's format by streaming them (``stream_writers``): a first pass
+        gathers what the head needs and groups sequences, the last one writes; CSV, JSON Lines and
+        Parquet rows carry the run token."""
+        clf, job, fmt = self.clf, self.job, self.job.fmt
+        plan = SequencePlan(job.sequences, clf.top_k) if job.sequences.gap is not None else None
+        features = Features()
+        if fmt != "jsonl" or plan is not None:
+            features = scan(results, len(clf.names) if fmt == "megadetector" else 0, plan.observe if plan else None)
+        if plan is not None:
+            plan.group()
+            for i, record in enumerate(results):
+                plan.tally(i, record)
+        token = fingerprint_token(self.fingerprint) if fmt != "megadetector" else None
+        self._witness(features, plan, token)
+        final = _Final(results, plan, token)
+        meta = self.meta(features)
+        if fmt == "megadetector":
+            detections = job.detections.data if job.detections is not None else None
+            write_megadetector(out, final, meta, clf.names, features, detections, clf.category_descriptions())
+        elif fmt == "csv":
+            write_csv(out, final, meta, features)
+        elif fmt == "jsonl":
+            write_jsonl(out, final, meta)
+        else:
+            write_parquet(out, final, meta)
 
-    def meta(self, records: list[Record]) -> dict[str, Any]:
+    @staticmethod
+    def _witness(features: Features, plan: SequencePlan | None, token: str | None) -> None:
+        """The columns the writing pass adds (sequences, the run token) for the CSV header."""
+        blank = {"kind": "image", "filepath": ""}
+        if plan is not None and features.count:
+            features.witnesses.append({**blank, "seq_id": ""})
+            if plan.options.smooth and features.predictions:
+                features.witnesses.append({**blank, "image_predictions": []})
+        if token is not None:
+            features.witnesses.append({**blank, "run": token})
+
+    def meta(self, features: Features) -> dict[str, Any]:
         """The info block; how videos were sampled and rolled up and how sequences were formed only
         when the output holds videos or sequences (still-image outputs say nothing of them)."""
         clf, job = self.clf, self.job
         meta = {**clf.description.to_dict(), **self.engine.describe(), "decode": decode_description(clf.draft_size, self.boxes),
                 "run_fingerprint": self.fingerprint}
-        if any(has_video_fields(r) for r in records) and not self.boxes:
+        if features.videos and not self.boxes:
             meta.update({"video_sampling": clf.sampling.describe(), "video_rollup": ROLLUP_RULE})
         if job.sequences.gap is not None:
             meta.update({**job.sequences.describe(), "sequence_rollup": ROLLUP_RULE})
         return meta
+
+
+class _Final:
+    """The records as written: sequence fields added, the run token on each (re-iterable)."""
+
+    def __init__(self, results: Iterable[Record], plan: SequencePlan | None, token: str | None):
+        self.results, self.plan, self.token = results, plan, token
+
+    def __iter__(self) -> Iterator[Record]:
+        for i, record in enumerate(self.results):
+            if self.plan is not None:
+                record = self.plan.fields(i, record)  # type: ignore[assignment]
+            if self.token is not None:
+                record = {**record, "run": self.token}  # type: ignore[assignment]
+            yield record
 
 
 def _boxes_by_file(detections: DetectionsFile) -> dict[str, Any]:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from bioclip_edge.runtime.images.discover import ImageItem
 from bioclip_edge.runtime.images.media import request_sampling
@@ -113,9 +113,10 @@ def run_embed(embedder: Any, job: EmbedJob, inputs: str | os.PathLike | Sequence
     extending an existing pair with ``job.resume``; ``engine``: where embeddings are made (local by default)."""
     job.check_targets()
     items = job.items(inputs)
-    run = run_job(EmbedSpec(embedder, job, items, engine or LocalEngine()), job.config)
-    return EmbedSummary(job.out, job.sidecar, embedded=sum(r.rows for r in run.new), kept=sum(r.rows for r in run.kept),
-                        failed=sum(r.failure is not None for r in run.new), inputs=len(items), seconds=run.summary.seconds)
+    spec = EmbedSpec(embedder, job, items, engine or LocalEngine())
+    run = run_job(spec, job.config)
+    return EmbedSummary(job.out, job.sidecar, embedded=spec.new_rows, kept=spec.written_rows - spec.new_rows,
+                        failed=spec.new_failed, inputs=len(items), seconds=run.summary.seconds)
 
 
 class EmbedSpec(JobSpec[EmbeddedInput]):
@@ -129,6 +130,8 @@ class EmbedSpec(JobSpec[EmbeddedInput]):
         self.fingerprint = embed_fingerprint(embedder, dtype=job.dtype, relative_paths=job.relative_paths,
                                              sampling=request_sampling(embedder.request))
         self._finished: list[EmbeddedInput] | None = None
+        self._damage: list[str] = []
+        self.new_rows = self.new_failed = self.written_rows = 0  # for the summary, which counts rows
 
     def targets(self) -> list[tuple[Path, str]]:
         return self.job.targets()
@@ -137,7 +140,10 @@ class EmbedSpec(JobSpec[EmbeddedInput]):
         return [item.filepath for item in self.items]
 
     def produce(self, skip: set[str]) -> Iterator[EmbeddedInput]:
-        return grouped(self.engine.embed(self.embedder, [item for item in self.items if item.filepath not in skip]))
+        for result in grouped(self.engine.embed(self.embedder, [item for item in self.items if item.filepath not in skip])):
+            self.new_rows += result.rows
+            self.new_failed += result.failure is not None
+            yield result
 
     def key(self, result: EmbeddedInput) -> str:
         return result.filepath
@@ -149,8 +155,11 @@ class EmbedSpec(JobSpec[EmbeddedInput]):
         if self._finished is None:  # read once: references in the checkpoint and its older form both use it
             job = self.job
             self._finished = (read_parquet(job.out, self.fingerprint, job.dtype) if job.parquet
-                              else read_pair(job.out, job.sidecar, self.fingerprint, job.dtype))
+                              else read_pair(job.out, job.sidecar, self.fingerprint, job.dtype, self._damage))
         return self._finished
+
+    def damage(self) -> list[str]:
+        return self._damage
 
     def to_checkpoint(self, result: EmbeddedInput) -> dict[str, Any]:
         return to_checkpoint(result)
@@ -158,8 +167,10 @@ class EmbedSpec(JobSpec[EmbeddedInput]):
     def from_checkpoint(self, rows: list[dict[str, Any]]) -> list[EmbeddedInput]:
         return from_checkpoint(rows, self.finished)
 
-    def write(self, out: Path, results: list[EmbeddedInput]) -> None:
+    def write(self, out: Path, results: Iterable[EmbeddedInput]) -> None:
         job, dim = self.job, int(self.embedder.dim)
+        results = list(results)  # one matrix: the .npy's rows are written together
+        self.written_rows = sum(r.rows for r in results)
         meta = {**self.meta(), **self.engine.describe()}
         if job.parquet:
             write_parquet(out, results, meta, dim, job.dtype)

@@ -82,48 +82,82 @@ def _inputs(names: list[str], matrix: np.ndarray, infos: list[dict[str, Any]]) -
 
 
 # --- reading back -------------------------------------------------------------------------------
-def read_pair(out: Path, sidecar: Path, fingerprint: dict[str, Any], dtype: str) -> list[EmbeddedInput]:
+def read_pair(out: Path, sidecar: Path, fingerprint: dict[str, Any], dtype: str,
+              damage: list[str] | None = None) -> list[EmbeddedInput]:
     """The .npy and its index (fingerprint checked): every input with rows, then the failures; none
-    when neither file exists."""
+    when neither file exists. A damaged pair keeps every row both files still hold (said in ``damage``)."""
     have_npy, have_index = out.exists(), sidecar.exists()
     if not (have_npy or have_index):
         return []
     if have_npy != have_index:
         present, missing = (out, sidecar) if have_npy else (sidecar, out)
         raise EmbeddingsFileError(f"{present} exists but {missing} does not, so it cannot be extended; pass --overwrite to start over")
-    index = _read_index(sidecar)
+    notes = damage if damage is not None else []
+    index, images = _read_index(sidecar, notes)
     check_fingerprint(index["run_fingerprint"], fingerprint, str(sidecar), remedy=REMEDY)
-    images = list(index.get("images") or [])
-    matrix = _read_rows(out, len(images), dtype)
+    matrix = _read_rows(out, len(images), dtype, notes)
+    if len(matrix) < len(images):
+        cut = len(matrix)
+        while 0 < cut < len(images) and images[cut]["filepath"] == images[cut - 1]["filepath"]:
+            cut -= 1  # a video's frames are kept together or not at all
+        notes.append(f"{out}: damaged: cut short, it holds {len(matrix)} of the {len(images)} rows its index lists; "
+                     f"the first {cut} are kept and the images of the others are done again")
+        images, matrix = images[:cut], matrix[:cut]
     names = [im["filepath"] for im in images]
     infos = [{k: v for k, v in im.items() if k != "filepath"} for im in images]
     failures = [EmbeddedInput(f["filepath"], failure=f.get("reason") or "failed") for f in index.get("failures") or []]
     return _inputs(names, matrix, infos) + failures
 
 
-def _read_index(path: Path) -> dict[str, Any]:
+def _read_index(path: Path, damage: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """(the index's other fields, its image entries): the entries before any damage."""
+    from bioclip_edge.runtime.jobs.json_stream import Damaged, read_document
+
     try:
-        index = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        index, entries = read_document(path, "images", needed=("run_fingerprint",))
+    except Damaged as exc:
+        raise EmbeddingsFileError(f"{path}: the embeddings index is damaged at byte {exc.offset}, before its run fingerprint, "
+                                  "so nothing proves how its rows were made; pass --overwrite to start over") from None
+    except (OSError, UnicodeDecodeError) as exc:
         raise EmbeddingsFileError(f"{path}: cannot read the embeddings index ({exc}); pass --overwrite to start over") from None
-    if not isinstance(index, dict) or not isinstance(index.get("images"), list):
+    images: list[dict[str, Any]] = []
+    try:
+        for entry in entries:
+            if not isinstance(entry, dict) or "filepath" not in entry:
+                raise EmbeddingsFileError(f"{path}: not a bioclip-edge embeddings index (an image entry without a filepath); "
+                                          "pass --overwrite to start over")
+            images.append(entry)
+    except Damaged as exc:
+        index.pop("failures", None)  # not reached: failed images are simply tried again
+        damage.append(f"{path}: damaged: {'cut short' if exc.cut else 'unreadable'} at byte {exc.offset}; the {len(images)} "
+                      "image entries before it are kept, the images after it are done again")
+    if "images" not in index and not images and "run_fingerprint" not in index:
         raise EmbeddingsFileError(f"{path}: not a bioclip-edge embeddings index (no 'images' list); pass --overwrite to start over")
     if "run_fingerprint" not in index:
         raise EmbeddingsFileError(f"{path}: holds no run fingerprint (written by an earlier bioclip-edge), so nothing proves "
                                   "its rows match this bundle and options; pass --overwrite to start over")
-    return index
+    return index, images
 
 
-def _read_rows(path: Path, n: int, dtype: str) -> np.ndarray:
-    """The first ``n`` rows (more are left by a run killed between the two writes)."""
+def _read_rows(path: Path, n: int, dtype: str, damage: list[str]) -> np.ndarray:
+    """Up to the first ``n`` rows (more are left by a run killed between the two writes; fewer by a
+    file cut short, whose whole rows are kept)."""
     try:
-        matrix = np.load(path, mmap_mode="r", allow_pickle=False)
+        with open(path, "rb") as fh:
+            version = np.lib.format.read_magic(fh)
+            read_header = np.lib.format.read_array_header_1_0 if version == (1, 0) else np.lib.format.read_array_header_2_0
+            shape, fortran, stored = read_header(fh)
+            offset = fh.tell()
     except (OSError, ValueError) as exc:
         raise EmbeddingsFileError(f"{path}: cannot read the embeddings ({exc}); pass --overwrite to start over") from None
-    if matrix.ndim != 2 or matrix.shape[0] < n or matrix.dtype != np.dtype(dtype):
-        raise EmbeddingsFileError(f"{path}: holds {matrix.dtype}{list(matrix.shape)} but its index lists {n} {dtype} rows; "
+    if len(shape) != 2 or fortran or stored != np.dtype(dtype) or shape[0] < n:
+        raise EmbeddingsFileError(f"{path}: holds {stored}{list(shape)} but its index lists {n} {dtype} rows; "
                                   "pass --overwrite to start over")
-    return np.array(matrix[:n])
+    row_bytes = shape[1] * stored.itemsize
+    whole = min(n, (path.stat().st_size - offset) // row_bytes if row_bytes else n)
+    if whole <= 0:
+        return np.zeros((0, shape[1]), stored)
+    return np.array(np.memmap(path, stored, "r", offset, shape=(whole, shape[1])))
 
 
 def read_parquet(out: Path, fingerprint: dict[str, Any], dtype: str) -> list[EmbeddedInput]:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -31,6 +31,9 @@ META_KEY = b"bioclip_edge"
 EXIF_COLUMNS = ("datetime", "make", "model")
 SIZE_COLUMNS = ("width", "height")
 INSTALL_HINT = 'pip install "bioclip-edge[parquet]"'
+# classify's: no dictionary pages, so the ``record`` column's pages are PLAIN and readable without the footer
+# (``parquet_salvage``); zstd makes up the size
+PARQUET_OPTIONS: dict[str, Any] = {"compression": "zstd", "use_dictionary": False, "data_page_version": "1.0"}
 
 
 def require_pyarrow() -> Any:
@@ -60,11 +63,16 @@ def classify_table(records: Sequence[RecordFields], meta: dict[str, Any] | None 
         "run": pa.array([r.get("run") for r in records], pa.string()),
         "record": pa.array([json.dumps(stored(r), ensure_ascii=False) for r in records], pa.string()),
     }
-    return _with_meta(pa.table(columns), meta)
+    fields = [pa.field(name, array.type, nullable=name != "record") for name, array in columns.items()]
+    return _with_meta(pa.Table.from_arrays(list(columns.values()), schema=pa.schema(fields)), meta)
 
 
 def write_classify_parquet(path: str | Path, records: Sequence[RecordFields], meta: dict[str, Any]) -> Path:
-    return write_table(path, classify_table(records, meta))
+    import pyarrow.parquet as pq
+
+    with atomic_writer(path) as fh:
+        pq.write_table(classify_table(records, meta), fh, **PARQUET_OPTIONS)
+    return Path(path)
 
 
 def read_classify_records(path: Path) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -74,6 +82,53 @@ def read_classify_records(path: Path) -> tuple[dict[str, Any], list[dict[str, An
         raise PreviousOutputError(f"{path}: a Parquet file without the 'record' column bioclip-edge writes, so it "
                                   "cannot be extended; pass --overwrite to replace it, or choose another --out")
     return meta, [json.loads(text) for text in table.column("record").to_pylist()]
+
+
+def stream_classify_records(path: Path, fingerprint: dict[str, Any], damage: list[str]) -> Iterator[dict[str, Any]]:
+    """Records (as stored) of a classify Parquet file, a row group at a time, after its fingerprint is
+    checked; a row group that cannot be read is skipped and said in ``damage``, and a file whose
+    footer (schema, row-group index) is damaged is read page by page (``parquet_salvage``)."""
+    require_pyarrow()
+    import pyarrow.parquet as pq
+
+    try:
+        pf = pq.ParquetFile(path)
+    except Exception as exc:  # noqa: BLE001  pyarrow raises several types for a bad file
+        from bioclip_edge.runtime.jobs.parquet_salvage import salvage_records
+
+        yield from salvage_records(path, fingerprint, damage, str(exc))
+        return
+    meta = _checked_meta(path, pf.schema_arrow.metadata or {}, fingerprint)
+    if "record" not in pf.schema_arrow.names:
+        raise PreviousOutputError(f"{path}: a Parquet file without the 'record' column bioclip-edge writes, so it "
+                                  "cannot be extended; pass --overwrite to replace it, or choose another --out")
+    del meta
+    lost = []
+    for group in range(pf.num_row_groups):
+        try:
+            texts = pf.read_row_group(group, columns=["record"]).column("record").to_pylist()
+        except Exception:  # noqa: BLE001
+            lost.append((group, pf.metadata.row_group(group).num_rows))
+            continue
+        for text in texts:
+            yield json.loads(text)
+    if lost:
+        damage.append(f"{path}: damaged: {len(lost)} row group(s) unreadable (row group {', '.join(str(g) for g, _ in lost)}: "
+                      f"{sum(n for _, n in lost)} rows); every intact row is kept and the images whose rows were lost are done again")
+
+
+def _checked_meta(path: Path, schema_meta: dict[bytes, bytes], fingerprint: dict[str, Any]) -> dict[str, Any]:
+    from bioclip_edge.runtime.jobs.fingerprint import REMEDY, check_fingerprint
+    from bioclip_edge.runtime.jobs.salvage import foreign, older
+
+    raw = schema_meta.get(META_KEY)
+    if raw is None:
+        raise foreign(path, f"a Parquet file without the '{META_KEY.decode()}' metadata bioclip-edge writes")
+    meta = json.loads(raw)
+    if "run_fingerprint" not in meta:
+        raise older(path)
+    check_fingerprint(meta["run_fingerprint"], fingerprint, str(path), remedy=REMEDY)
+    return meta
 
 
 # --- embed --------------------------------------------------------------------------------------

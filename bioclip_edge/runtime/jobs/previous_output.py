@@ -16,7 +16,10 @@ The run's fingerprint is checked before any record is built (``run_fingerprint``
 come back as records with ``failures`` (the job retries them). Every record gets its kind from
 ``records.read_back``: box records when the run classified MegaDetector's boxes (its fingerprint's
 mode; without a fingerprint, the format's box columns or fields). An output without a fingerprint
-(written before version 2, or by another tool) is refused: nothing proves how it was made.
+is refused, saying whether it has an earlier bioclip-edge's layout or another tool's; a damaged
+one keeps every intact row (``jobs.salvage``). ``OutputReader`` reads for ``--resume`` by streaming,
+one image at a time (a MegaDetector document through ``jobs.json_stream``), and collects what was
+damaged in ``damage``.
 ``read_output_records`` reads the same formats without any fingerprint, for readers that only look
 (the preview page); it never feeds ``--resume``.
 """
@@ -27,10 +30,12 @@ import csv
 import json
 import os
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 from bioclip_edge.errors import PreviousOutputError
-from bioclip_edge.runtime.jobs.fingerprint import REMEDY, check_fingerprint, check_token
+from bioclip_edge.runtime.jobs.fingerprint import check_fingerprint
+from bioclip_edge.runtime.jobs.json_stream import Damaged, read_document
+from bioclip_edge.runtime.jobs.salvage import Damage, Tokens, csv_rows, foreign, jsonl_rows, older
 from bioclip_edge.runtime.jobs.media_fields import csv_read_back, jsonl_read_back, md_read_back, restore_own
 from bioclip_edge.runtime.jobs.records import Record, read_back
 from bioclip_edge.runtime.jobs.writers import EXIF_FIELDS
@@ -42,9 +47,121 @@ BOX_COLUMNS = ("detection", "detection_category", "detection_conf", "bbox_x", "b
 def read_finished_output(path: str | os.PathLike, fmt: str, fingerprint: dict[str, Any], names: Sequence[str]) -> list[Record]:
     """Records of the finished output at ``path`` (format ``fmt``), after checking it was made
     by a run with this ``fingerprint``; ``names`` are the label set's names (row order)."""
-    readers: dict[str, Callable[..., list[Record]]] = {"megadetector": _read_md, "csv": _read_csv, "jsonl": _read_jsonl,
-                                                       "parquet": _read_parquet}
-    return readers[fmt](Path(path), fingerprint, list(names))
+    return list(OutputReader(path, fmt, fingerprint, names).records())
+
+
+class OutputReader:
+    """A finished output's records for ``--resume``, streamed; ``damage``: what was lost, once read."""
+
+    def __init__(self, path: str | os.PathLike, fmt: str, fingerprint: dict[str, Any], names: Sequence[str]):
+        self.path, self.fmt, self.fingerprint, self.names = Path(path), fmt, fingerprint, list(names)
+        self.damage: list[str] = []
+
+    def records(self) -> Iterator[Record]:
+        readers: dict[str, Callable[[], Iterator[Record]]] = {"megadetector": self._md, "csv": self._csv, "jsonl": self._jsonl,
+                                                               "parquet": self._parquet}
+        return readers[self.fmt]()
+
+    def _md(self) -> Iterator[Record]:
+        path, names = self.path, self.names
+        try:
+            head, images = read_document(path, "images", needed=("info",))
+        except Damaged as exc:
+            raise PreviousOutputError(f"{path}: damaged before its first image entry (byte {exc.offset}), so nothing proves how "
+                                      "it was made; pass --overwrite to replace it") from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise PreviousOutputError(f"{path}: cannot read it back as MegaDetector JSON ({exc}); pass --overwrite to replace it") from None
+        meta = (head.get("info") or {}).get("classifier_metadata") if isinstance(head.get("info"), dict) else None
+        if not isinstance(meta, dict) or "run_fingerprint" not in meta:
+            if str((head.get("info") or {}).get("classifier", "")).startswith("bioclip-edge:"):
+                raise older(path)
+            raise foreign(path, "a MegaDetector file without bioclip-edge's classifier record")
+        check_fingerprint(meta["run_fingerprint"], self.fingerprint, str(path))
+        whole = not _boxes(self.fingerprint)
+        kept = 0
+        try:
+            for image in images:
+                if isinstance(image, dict) and isinstance(image.get("file"), str):
+                    kept += 1
+                    yield read_back(_md_record(image, names, whole, path), boxes=not whole)
+        except Damaged as exc:
+            where = "cut short" if exc.cut else "damaged"
+            self.damage.append(f"{path}: damaged: {where} at byte {exc.offset} of {path.stat().st_size}; the {kept} image "
+                               "entries before it are kept, the images after it are done again")
+
+    def _csv(self) -> Iterator[Record]:
+        damage = Damage(self.path)
+        header, rows = csv_rows(self.path, Tokens(self.path, self.fingerprint), damage)
+        boxes = _boxes(self.fingerprint)
+        index = {}
+        for i, name in enumerate(self.names):
+            index.setdefault(name, i)
+        pending: dict[str, Any] | None = None
+        for after_damage, row in rows:
+            if pending is not None and pending["filepath"] == row["filepath"] and not after_damage:
+                if boxes and row.get("detection", "") != "":
+                    pending["detections"].append(_csv_detection(row, index))
+                continue
+            if pending is not None and not (boxes and after_damage):
+                yield read_back(pending, boxes)
+            elif pending is not None:
+                damage.neighbours += 1
+            pending = _csv_record(row, boxes, index)
+            if boxes and row.get("detection", "") != "":
+                pending["detections"].append(_csv_detection(row, index))
+            if boxes and after_damage:
+                damage.neighbours += 1
+                pending = None
+        if pending is not None and not (boxes and damage.cut):
+            yield read_back(pending, boxes)
+        elif pending is not None:
+            damage.neighbours += 1
+        self.damage += damage.describe()
+
+    def _jsonl(self) -> Iterator[Record]:
+        damage = Damage(self.path)
+        self._jsonl_layout()
+        boxes = _boxes(self.fingerprint)
+        pending: dict[str, Any] | None = None
+        for _, row in jsonl_rows(self.path, Tokens(self.path, self.fingerprint), damage):
+            row.pop("run", None)
+            row.pop("warning", None)
+            if "frame_number" in row and "failures" not in row:  # a video's frame row
+                if pending is not None and pending["filepath"] == row["filepath"]:
+                    pending.setdefault("frames", []).append({k: v for k, v in row.items() if k != "filepath"})
+                continue  # its video's row was lost: the video is done again
+            if pending is not None:
+                yield read_back(pending, boxes)
+            pending = restore_own(row)
+        if pending is not None:
+            yield read_back(pending, boxes)
+        self.damage += damage.describe()
+
+    def _jsonl_layout(self) -> None:
+        """Refuse, before any row is kept, a file whose first readable line carries no run token."""
+        try:
+            with open(self.path, "rb") as fh:
+                for line, _ in zip(fh, range(20)):
+                    try:
+                        row = json.loads(line)
+                    except ValueError:
+                        continue
+                    if isinstance(row, dict) and "run" not in row:
+                        if {"filepath", "predictions", "failures"} <= set(row):
+                            raise older(self.path)
+                        raise foreign(self.path, "its lines are not bioclip-edge result records")
+                    return
+        except OSError as exc:
+            raise PreviousOutputError(f"{self.path}: cannot read it back ({exc}); pass --overwrite to replace it") from None
+
+    def _parquet(self) -> Iterator[Record]:
+        from bioclip_edge.runtime.jobs.parquet_output import stream_classify_records
+
+        boxes = _boxes(self.fingerprint)
+        for row in stream_classify_records(self.path, self.fingerprint, self.damage):
+            row.pop("run", None)
+            restore_own(row)  # sequence fields are computed again when the output is written
+            yield read_back(row, boxes)
 
 
 def read_output_records(path: str | os.PathLike, fmt: str) -> list[Record]:
@@ -58,15 +175,6 @@ def read_output_records(path: str | os.PathLike, fmt: str) -> list[Record]:
 
 
 # --- MegaDetector -------------------------------------------------------------------------------
-def _read_md(path: Path, fingerprint: dict[str, Any], names: list[str]) -> list[Record]:
-    doc = load_md_document(path)
-    meta = (doc.get("info") or {}).get("classifier_metadata") or {}
-    if not isinstance(meta, dict) or "run_fingerprint" not in meta:
-        raise _unproven(path)
-    check_fingerprint(meta["run_fingerprint"], fingerprint, str(path))
-    return md_document_records(doc, path, names, whole=not _boxes(fingerprint))
-
-
 def load_md_document(path: Path) -> dict[str, Any]:
     """The MegaDetector document at ``path``, refused unless it holds an ``images`` list of files."""
     try:
@@ -142,8 +250,6 @@ def _read_csv(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) 
         raise PreviousOutputError(f"{path}: cannot read it back as CSV ({exc}); pass --overwrite to replace it") from None
     if "filepath" not in header:
         raise PreviousOutputError(f"{path}: has no 'filepath' column; not a bioclip-edge CSV output: pass --overwrite to replace it")
-    if fingerprint is not None:
-        _check_tokens(path, [row.get("run") for row in rows], fingerprint)
     index = {}
     for i, name in enumerate(names):
         index.setdefault(name, i)
@@ -154,22 +260,6 @@ def _read_csv(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) 
         if boxes and row.get("detection", "") != "":
             record["detections"].append(_csv_detection(row, index))
     return [read_back(record, boxes) for record in records.values()]
-
-
-def _read_parquet(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) -> list[Record]:
-    """The records stored whole in the ``record`` column, after the metadata's fingerprint (None: not checked)."""
-    from bioclip_edge.runtime.jobs.parquet_output import read_classify_records
-
-    meta, rows = read_classify_records(path)
-    if fingerprint is not None:
-        if "run_fingerprint" not in meta:
-            raise _unproven(path)
-        check_fingerprint(meta["run_fingerprint"], fingerprint, str(path), remedy=REMEDY)
-    for row in rows:
-        row.pop("run", None)
-        restore_own(row)  # sequence fields are computed again when the output is written
-    boxes = _boxes(fingerprint, rows)
-    return [read_back(row, boxes) for row in rows]
 
 
 def _csv_record(row: dict[str, str], boxes: bool, index: dict[str, int]) -> dict[str, Any]:
@@ -232,8 +322,6 @@ def _read_jsonl(path: Path, fingerprint: dict[str, Any] | None, names: list[str]
         if not isinstance(record, dict) or "filepath" not in record:
             raise PreviousOutputError(f"{path}: line {number} is not a result record; pass --overwrite to replace it")
         records.append(record)
-    if fingerprint is not None:
-        _check_tokens(path, [r.get("run") for r in records], fingerprint)
     for record in records:
         record.pop("run", None)
         record.pop("warning", None)
@@ -249,20 +337,3 @@ def _boxes(fingerprint: dict[str, Any] | None, rows: Sequence[dict[str, Any]] = 
     if fingerprint is not None:
         return fingerprint.get("mode") == "detections"
     return any("detections" in row for row in rows)
-
-
-def _check_tokens(path: Path, tokens: list[Any], fingerprint: dict[str, Any]) -> None:
-    """Every row must carry the same run token, and it must be this run's."""
-    if not tokens:
-        return  # an empty output: nothing to keep, nothing to lose
-    if any(not t for t in tokens):
-        raise _unproven(path)
-    if len(set(tokens)) > 1:
-        raise PreviousOutputError(f"{path}: holds rows of {len(set(tokens))} different runs; {REMEDY}")
-    check_token(tokens[0], fingerprint, str(path))
-
-
-def _unproven(path: Path) -> PreviousOutputError:
-    return PreviousOutputError(
-        f"{path}: holds no bioclip-edge run fingerprint (written by an earlier version or another tool), so nothing "
-        "proves it was made with this bundle, labels and options; pass --overwrite to replace it, or choose another --out")

@@ -112,7 +112,14 @@ def megadetector_document(
 ) -> dict[str, Any]:
     """The MegaDetector 1.6 document; ``descriptions`` per label default to the label text."""
     used: set[int] = set()
-    images = [_md_image(r, used, detections is not None) for r in records]
+    images = [md_image(r, used, detections is not None) for r in records]
+    return {**megadetector_head(meta, label_names, detections, descriptions, used), "images": images}
+
+
+def megadetector_head(meta: dict[str, Any], label_names: Sequence[str], detections: dict[str, Any] | None,
+                      descriptions: Sequence[str] | None, used: set[int]) -> dict[str, Any]:
+    """Everything of the document before ``images``; ``used``: the label rows the images name (only
+    large label sets list no more than those)."""
     listed = range(len(label_names)) if len(label_names) <= MAX_LISTED_CATEGORIES else sorted(used)
     described = label_names if descriptions is None else descriptions
     return {
@@ -120,7 +127,6 @@ def megadetector_document(
         "detection_categories": dict(detections["detection_categories"]) if detections else dict(WHOLE_IMAGE_CATEGORY),
         "classification_categories": {str(i): _category_name(label_names, i) for i in listed},
         "classification_category_descriptions": {str(i): str(described[i]) for i in listed},
-        "images": images,
     }
 
 
@@ -162,7 +168,7 @@ def _category_name(label_names: Sequence[str], index: int) -> str:
     return name if name.strip() else f"label {index}"
 
 
-def _md_image(record: RecordFields, used: set[int], from_detector: bool) -> dict[str, Any]:
+def md_image(record: RecordFields, used: set[int], from_detector: bool) -> dict[str, Any]:
     image: dict[str, Any] = dict(record.get("extra") or {})
     image["file"] = record["filepath"]
     for key in EXIF_FIELDS:
@@ -205,8 +211,15 @@ def _md_detection(raw: dict[str, Any], used: set[int]) -> dict[str, Any]:
 # --- CSV ----------------------------------------------------------------------------------------
 def csv_rows(records: Sequence[RecordFields], meta: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
     """One row per image (whole-image mode) or per detection (detections mode)."""
-    k = int(meta.get("top_k", 1))
     with_boxes = any(r["kind"] == "boxes" for r in records)
+    header = csv_header(records, meta, with_boxes)
+    return header, [row for r in records for row in csv_record_rows(r, meta, with_boxes)]
+
+
+def csv_header(records: Sequence[RecordFields], meta: dict[str, Any], with_boxes: bool) -> list[str]:
+    """The columns: ``records`` need only include one record showing each optional column (a video,
+    a serial, a sequence, a run token ...), as ``stream_writers.Features`` keeps."""
+    k = int(meta.get("top_k", 1))
     header = ["filepath"]
     if with_boxes:
         header += ["detection", "detection_category", "detection_conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h"]
@@ -218,26 +231,27 @@ def csv_rows(records: Sequence[RecordFields], meta: dict[str, Any]) -> tuple[lis
         header.append("warning")
     if any("run" in r for r in records):
         header.append("run")  # the run fingerprint's token, what --resume checks (runtime.jobs.fingerprint)
-    rows = []
-    for r in records:
-        base = {key: r.get(key, "") for key in (*EXIF_FIELDS, "width", "height", "run")}
-        base["filepath"] = r["filepath"]
-        base["failure"] = "; ".join(([r["md_failure"]] if r.get("md_failure") else []) + (r.get("failures") or []))
-        base.update(csv_extra_cells(r, _label_cells))
-        if meta.get("random_weights"):
-            base["warning"] = RANDOM_WARNING
-        if not with_boxes:
-            rows.append({**base, **_label_cells(r.get("predictions") or [])})
-            continue
-        dets = r.get("detections") or []
-        if not dets:
-            rows.append(base)
-        for i, det in enumerate(dets):
-            x, y, w, h = det.get("bbox", ["", "", "", ""])
-            box = {"detection": i, "detection_category": det.get("category", ""), "detection_conf": det.get("conf", ""),
-                   "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "frame_number": det.get("frame_number", "")}
-            rows.append({**base, **box, **_label_cells(det.get("predictions") or [])})
-    return header, rows
+    return header
+
+
+def csv_record_rows(r: RecordFields, meta: dict[str, Any], with_boxes: bool) -> list[dict[str, Any]]:
+    """One record's rows: one, or one per detection."""
+    base = {key: r.get(key, "") for key in (*EXIF_FIELDS, "width", "height", "run")}
+    base["filepath"] = r["filepath"]
+    base["failure"] = "; ".join(([r["md_failure"]] if r.get("md_failure") else []) + (r.get("failures") or []))
+    base.update(csv_extra_cells(r, _label_cells))
+    if meta.get("random_weights"):
+        base["warning"] = RANDOM_WARNING
+    if not with_boxes:
+        return [{**base, **_label_cells(r.get("predictions") or [])}]
+    dets = r.get("detections") or []
+    rows = [] if dets else [base]
+    for i, det in enumerate(dets):
+        x, y, w, h = det.get("bbox", ["", "", "", ""])
+        box = {"detection": i, "detection_category": det.get("category", ""), "detection_conf": det.get("conf", ""),
+               "bbox_x": x, "bbox_y": y, "bbox_w": w, "bbox_h": h, "frame_number": det.get("frame_number", "")}
+        rows.append({**base, **box, **_label_cells(det.get("predictions") or [])})
+    return rows
 
 
 def _label_cells(predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
@@ -259,5 +273,10 @@ def csv_text(records: Sequence[RecordFields], meta: dict[str, Any]) -> str:
 
 # --- JSON Lines ---------------------------------------------------------------------------------
 def jsonl_text(records: Sequence[RecordFields], meta: dict[str, Any]) -> str:
+    return "".join(jsonl_lines(r, meta) for r in records)
+
+
+def jsonl_lines(record: RecordFields, meta: dict[str, Any]) -> str:
+    """One record's lines: its row, then a video's frame rows."""
     extra = {"warning": RANDOM_WARNING} if meta.get("random_weights") else {}
-    return "".join(json.dumps({**row, **extra}, ensure_ascii=False) + "\n" for r in records for row in jsonl_rows(r))
+    return "".join(json.dumps({**row, **extra}, ensure_ascii=False) + "\n" for row in jsonl_rows(record))
