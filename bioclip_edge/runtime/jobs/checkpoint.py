@@ -29,8 +29,8 @@ import time
 from pathlib import Path
 from typing import IO, Any, Iterable, Iterator
 
-from bioclip_edge.errors import CheckpointError, ResumeMismatchError
-from bioclip_edge.runtime.common.files import atomic_writer
+from bioclip_edge.errors import CheckpointError, ResumeMismatchError, WriteFailure
+from bioclip_edge.runtime.common.files import WRITE_ERRNOS, atomic_writer, write_failure
 from bioclip_edge.runtime.jobs import faults
 from bioclip_edge.runtime.jobs.faults import fault_point
 from bioclip_edge.runtime.jobs.fingerprint import check_fingerprint
@@ -176,7 +176,11 @@ class Checkpoint:
         else:
             if faults.ARMED:
                 fault_point("checkpoint-append", lambda: (fh.write(line[: len(line) // 2]), fh.flush()))
-            fh.write(line)
+            try:
+                fh.write(line)  # a full buffer writes through here
+            except OSError as exc:
+                self._raise_write_failure(exc)
+                raise
         self.size += len(line)
         self._unsynced += 1
         if self._unsynced >= self.every_images or encoded - self._last_flush >= self.every_seconds:
@@ -193,6 +197,19 @@ class Checkpoint:
         self.seconds += time.perf_counter() - start
 
     def _flush(self, fsync: bool) -> None:
+        try:
+            self._flush_now(fsync)
+        except OSError as exc:
+            self._raise_write_failure(exc)
+            raise
+
+    def _raise_write_failure(self, exc: OSError) -> None:
+        """A full or read-only disk, named as the journal's (the buffered write's OSError names no
+        file); the journal up to its last flush stays, and ``--resume`` goes on from there."""
+        if not isinstance(exc, WriteFailure) and exc.errno in WRITE_ERRNOS:
+            raise write_failure(exc, self.path, note="the checkpoint up to its last flush was kept") from exc
+
+    def _flush_now(self, fsync: bool) -> None:
         self.open()
         if self._pending is not None:
             self.create(encoded=self._pending)  # the journal's first batch, with its header

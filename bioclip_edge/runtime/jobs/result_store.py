@@ -23,6 +23,8 @@ from array import array
 from pathlib import Path
 from typing import Any, Callable, Iterator, Sequence
 
+from bioclip_edge.runtime.common.files import write_errors
+
 SCRATCH_SUFFIX = ".kept.tmp"
 
 
@@ -94,7 +96,8 @@ class ResultStore:
             self._kept = open(self.scratch, "wb", buffering=1 << 20)
         slot = self._slot(key)
         self.offsets[slot], self.files[slot] = self._kept_size, self.KEPT
-        self._kept.write(line)
+        with write_errors(self.scratch, note="a scratch copy of the results kept from before; nothing was lost"):
+            self._kept.write(line)
         self._kept_size += len(line)
 
     def drop(self, key: str) -> None:
@@ -108,7 +111,8 @@ class ResultStore:
     def results(self, decode: Callable[[dict[str, Any]], Any]) -> "StoredResults":
         """Every result in output order, decoded from its line; iterable as often as a writer needs."""
         if self._kept is not None:
-            self._kept.flush()
+            with write_errors(self.scratch, note="a scratch copy of the results kept from before; nothing was lost"):
+                self._kept.flush()
         return StoredResults(self, decode)
 
     def lines(self) -> Iterator[bytes]:

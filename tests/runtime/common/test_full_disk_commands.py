@@ -100,6 +100,7 @@ def full_disk_then_resume(tiny_bundle, card, disk, tmp_path, capsys, fmt):
     assert classify(tiny_bundle, card, out) == 3
     line = error_line(capsys.readouterr().err, disk.folder)
     assert "no space left on the disk" in line and "then run the same command again with --resume" in line
+    assert f"cannot write {out}" in line  # the output, or its checkpoint journal beside it, by name
     assert not out.exists() and disk.leftovers() == []
     kept = checkpoint_rows(checkpoint_path(out))  # the last good checkpoint
     assert 0 < kept <= 6
