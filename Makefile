@@ -5,13 +5,14 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed-dev
 OUT    ?= demo-out
 
-.PHONY: setup demo test test-slow bench lock lock-check typecheck clean help
+.PHONY: setup demo test test-slow bench docs lock lock-check typecheck clean help
 
 help:
-	@echo "make demo       set up, export BioCLIP to a bundle, verify it, classify sample photos"
+	@echo "make demo       set up, export BioCLIP and the small trained test model to bundles, verify, classify photos"
 	@echo "make test       set up and run the test suite (slow tests skipped)"
 	@echo "make test-slow  also run the slow and export-marked tests (real-size ViT-B/16, ViT-L/14, ViT-H/14; every export option)"
 	@echo "make bench      set up and run the benchmarks; results in bench-out/"
+	@echo "make docs       set up and build the documentation site into site/ (mkdocs build --strict; offline)"
 	@echo "make lock       re-resolve pyproject.toml's ranges for every locked Python and rewrite $(LOCK)"
 	@echo "                (keeps the locked versions that still fit; UPGRADE=1 takes the newest)"
 	@echo "make lock-check show that $(LOCK) resolves from wheels on every Python it lists (needs PyPI)"
@@ -55,6 +56,11 @@ test-slow: setup
 bench: setup
 	$(BIN)/python benchmarks/run_all.py --out bench-out
 
+# The site: docs/ + mkdocs.yml; the CLI reference and results pages are generated at build time
+# (docs/gen/hooks.py). --strict fails on a broken link or anchor, or a page missing from the nav.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict
+
 # Both run requirements/lock.py with uv (requirements/tools.txt), set up in requirements/.tools.
 lock:
 	PYTHON=$(PYTHON) bash requirements/make_lock.sh $(if $(filter 1,$(UPGRADE)),--upgrade)
@@ -63,7 +69,7 @@ lock-check:
 	PYTHON=$(PYTHON) bash requirements/make_lock.sh --check
 
 clean:
-	rm -rf $(OUT) bench-out .pytest_cache
+	rm -rf $(OUT) bench-out .pytest_cache site
 
 # pyproject.toml's [tool.mypy]; tests/test_typecheck.py fails on an import mypy cannot resolve.
 typecheck: setup

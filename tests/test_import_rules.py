@@ -61,7 +61,7 @@ def test_runtime_never_imports_export_profiling_or_the_cli():
     assert not upward, f"runtime imports upward: {sorted(upward)}"
 
 
-RUNTIME_LAYERS = ("common", "inference", "images", "text", "labels", "jobs", "cluster", "preview", "evaluation", "cli")  # README: Architecture
+RUNTIME_LAYERS = ("common", "inference", "images", "text", "labels", "jobs", "cluster", "preview", "evaluation", "camtrap", "sorting", "cli")  # README: Architecture
 
 
 def test_runtime_sub_packages_import_only_those_below_them():

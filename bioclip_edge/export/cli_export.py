@@ -8,17 +8,13 @@ from pathlib import Path
 HELP = "export an open_clip model (hf-hub:, local-dir:, name + --pretrained) to an ONNX bundle"
 DESCRIPTION = """Export both towers of an open_clip model to ONNX (fp32, fp16, int8), with a manifest,
 tokenizer files and parity figures measured against PyTorch. Needs the export extra
-(pip install "bioclip-edge[export]").
-
-examples:
-  bioclip-edge export hf-hub:imageomics/bioclip --out bundles/bioclip --precision fp32,fp16,int8
-  bioclip-edge export local-dir:/data/bioclip-2 --out bundles/bioclip2
-  bioclip-edge export ViT-B-32-quickgelu --pretrained metaclip_400m --out bundles/metaclip-b32
-  bioclip-edge export ViT-B-16 --random --out bundles/random-b16      # architecture only
-  bioclip-edge export bioclip --out bundles/bioclip --calibration DCIM/   # int8 calibrated on your own frames
-
-Without --calibration, the NNCF int8 graph for OpenVINO (what classify runs by default there) is
-calibrated on built-in sample photos; --no-nncf leaves it out."""
+(pip install "bioclip-edge[export]"). Models: hf-hub:ORG/REPO, local-dir:PATH, an open_clip
+name with --pretrained, or a short name (bioclip, biocap, bioclip-2, bioclip-2.5-huge, openai-b16,
+metaclip-b32, ...). Without --calibration, the NNCF int8 graph for OpenVINO (what classify runs
+by default there) is calibrated on built-in sample photos; --no-nncf leaves it out."""
+EPILOG = """examples:
+  bioclip-edge export hf-hub:imageomics/bioclip --out bundles/bioclip
+  bioclip-edge export bioclip --out bundles/bioclip --calibration DCIM/   # int8 calibrated on your own frames"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -9,6 +9,9 @@ HELP = "check a bundle's files and re-measure every variant's parity; exit 1 if 
 DESCRIPTION = """Checks the manifest, files and checksums, then runs every variant on the PyTorch reference
 inputs stored in the bundle (parity/reference.npz) and prints a parity table. Needs no torch.
 Exit code: 0 all within bounds, 1 a variant is below its bound, 2 the bundle is broken."""
+EPILOG = """examples:
+  bioclip-edge verify bundles/bioclip
+  bioclip-edge verify bundles/bioclip --json parity.json"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -22,5 +25,7 @@ def run(args: argparse.Namespace) -> int:
     report = verify_bundle(args.bundle)
     print(report.text())
     if args.json_out:
-        args.json_out.write_text(report.to_json(), encoding="utf-8")
+        from bioclip_edge.runtime.common.files import write_atomic
+
+        write_atomic(args.json_out, report.to_json())
     return 0 if report.passed else 1

@@ -18,6 +18,7 @@ from pathlib import Path
 
 from bioclip_edge.profiling.flops import DEFAULT_TRIMMED_LENGTH
 from bioclip_edge.runtime.cli.inference_options import add_model_threads_argument
+from bioclip_edge.runtime.common.files import write_atomic
 
 HELP = "count FLOPs, measure images/sec, and size hardware for a model or bundle"
 DESCRIPTION = (
@@ -25,6 +26,9 @@ DESCRIPTION = (
     "published BioCLIP figures), throughput per backend/precision/batch/model threads measured side by side, "
     "and sizing estimates for other hardware."
 )
+EPILOG = """examples:
+  bioclip-edge profile flops ViT-B-16 ViT-L-14 ViT-H-14
+  bioclip-edge profile size bundles/bioclip --images-per-day 50000 --hardware raspberry-pi-5"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -34,21 +38,29 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     p = sub.add_parser("flops", help="FLOPs and parameters per tower (no weights needed)",
                        description="Count FLOPs (2 x multiply-adds) and parameters of open_clip models or bundles. "
                                    "'matmul-only' counts products with weights (the BioCLIP spec page's convention); "
-                                   "'with attention' adds Q.K^T and attention.V (open_clip's profile).")
+                                   "'with attention' adds Q.K^T and attention.V (open_clip's profile).",
+                       formatter_class=parser.formatter_class, epilog="""examples:
+  bioclip-edge profile flops ViT-B-16 ViT-L-14 ViT-H-14          # no weights needed
+  bioclip-edge profile flops bundles/bioclip --json flops.json""")
     p.add_argument("models", nargs="+", help="open_clip names (ViT-B-16), registry names (bioclip) or bundle folders")
     p.add_argument("--text-length", type=int, default=DEFAULT_TRIMMED_LENGTH, help="trimmed label length in tokens (default %(default)s)")
     p.add_argument("--json", type=Path, help="also write the rows to this JSON file")
     p.set_defaults(run=run_flops)
 
-    p = sub.add_parser("bench", help="images/sec per backend, precision, batch and model threads, side by side")
-    p.add_argument("bundle", type=Path)
+    p = sub.add_parser("bench", help="images/sec per backend, precision, batch and model threads, side by side",
+                       formatter_class=parser.formatter_class, epilog="""examples:
+  bioclip-edge profile bench bundles/bioclip --precision fp32,int8 --batch 1,8,32 --model-threads 1,2
+  bioclip-edge profile bench bundles/bioclip --backend ort,openvino --json bench.json""")
+    p.add_argument("bundle", type=Path, help="bundle folder")
     _bench_options(p)
     p.add_argument("--json", type=Path, help="write every row (with latency samples) and the machine to this file")
     p.add_argument("--csv", type=Path, help="write the rows as CSV")
     p.set_defaults(run=run_bench)
 
-    p = sub.add_parser("report", help="measure and write a sizing report folder (Markdown, JSON, plots)")
-    p.add_argument("bundle", type=Path)
+    p = sub.add_parser("report", help="measure and write a sizing report folder (Markdown, JSON, plots)",
+                       formatter_class=parser.formatter_class, epilog="""examples:
+  bioclip-edge profile report bundles/bioclip --out reports/bioclip-sizing""")
+    p.add_argument("bundle", type=Path, help="bundle folder")
     p.add_argument("--out", type=Path, required=True, help="report folder to write (replaced if it exists)")
     p.add_argument("--ray-bench", type=Path, default=None, metavar="RESULT",
                    help="benchmarks/bench_ray.py's result.json: adds a many-machines estimate (images/day on N nodes)")
@@ -56,9 +68,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _sizing_options(p)
     p.set_defaults(run=run_report)
 
-    p = sub.add_parser("size", help="estimate images/sec, time per day and memory fit on other hardware")
-    p.add_argument("bundle", type=Path)
-    p.add_argument("--precision", default="fp32", choices=("fp32", "int8", "fp16", "bf16"))
+    p = sub.add_parser("size", help="estimate images/sec, time per day and memory fit on other hardware",
+                       formatter_class=parser.formatter_class, epilog="""examples:
+  bioclip-edge profile size bundles/bioclip --images-per-day 50000 --hardware raspberry-pi-5
+  bioclip-edge profile size bundles/bioclip --from reports/bioclip-sizing --images-per-day 200000""")
+    p.add_argument("bundle", type=Path, help="bundle folder")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "int8", "fp16", "bf16"),
+                   help="compute precision to size for (default fp32)")
     p.add_argument("--batch", type=int, default=8, help="batch size assumed for activation memory (default 8)")
     src = p.add_mutually_exclusive_group()
     src.add_argument("--efficiency", type=float, help="share of the matmul peak the model reaches (skip measuring)")
@@ -73,7 +89,7 @@ def _bench_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch", default="1,8", help="comma list of batch sizes (default %(default)s)")
     add_model_threads_argument(p, "comma list of intra-op thread counts (default: this machine's cores)")
     p.add_argument("--backend", default="ort", help="comma list: ort, openvino, torch (default %(default)s)")
-    p.add_argument("--tower", default="vision", choices=("vision", "text"))
+    p.add_argument("--tower", default="vision", choices=("vision", "text"), help="tower to time (default vision)")
     p.add_argument("--text-length", type=int, default=DEFAULT_TRIMMED_LENGTH, help="tokens per label for --tower text")
     p.add_argument("--seconds", type=float, default=4.0, help="timed seconds per target (default %(default)s)")
     p.add_argument("--sequential", action="store_true", help="time targets one by one (less memory) instead of interleaved")
@@ -143,7 +159,7 @@ def run_flops(args) -> int:
         print("The page's per-image figures follow the matmul-only convention (products with weights only, within 1%);\n"
               "its per-label figures are whole numbers that both conventions round to.")
     if args.json:
-        args.json.write_text(json.dumps({"rows": rows, "published": checks}, indent=2) + "\n", encoding="utf-8")
+        write_atomic(args.json, json.dumps({"rows": rows, "published": checks}, indent=2) + "\n")
     return 0
 
 
@@ -180,7 +196,7 @@ def run_bench(args) -> int:
                    r.get("effective_gflops"), None if r.get("efficiency") is None else f"{100 * r['efficiency']:.1f}%",
                    r.get("error")] for r in run.rows])
     if args.json:
-        args.json.write_text(run.to_json(), encoding="utf-8")
+        write_atomic(args.json, run.to_json())
     if args.csv:
         write_csv(run.rows, args.csv)
     return 0 if any(r["status"] == "ok" for r in run.rows) else 1
@@ -220,7 +236,7 @@ def run_size(args) -> int:
     for a in assumptions(sizing.input):
         print(f"  - {a}")
     if args.json:
-        args.json.write_text(json.dumps(sizing.to_dict(), indent=2) + "\n", encoding="utf-8")
+        write_atomic(args.json, json.dumps(sizing.to_dict(), indent=2) + "\n")
     return 0 if sizing.estimates else 1
 
 

@@ -20,6 +20,10 @@ DESCRIPTION = (
     "Metrics follow scikit-learn's definitions (a 0/0 precision or recall counts as 0)."
 )
 
+EPILOG = """examples:
+  bioclip-edge evaluate predictions.csv --truth truth/ --out eval-report/
+  bioclip-edge evaluate predictions.json --truth truth.csv --out eval-genus/ --rank genus --labels kenya.npz"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("predictions", metavar="PREDICTIONS", help="the output file 'bioclip-edge classify' wrote")

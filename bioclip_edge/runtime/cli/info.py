@@ -12,6 +12,10 @@ import argparse
 
 HELP = "show a bundle's model, weights source, preprocessing and variants with sizes and parity"
 
+EPILOG = """examples:
+  bioclip-edge info bundles/bioclip
+  bioclip-edge info bundles/bioclip --json"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("bundle", metavar="BUNDLE", help="bundle folder")

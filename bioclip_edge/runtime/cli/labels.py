@@ -21,6 +21,9 @@ DESCRIPTION = """Label matrices hold the text embeddings that zero-shot classifi
   labels subset tol.npz --checklist gbif-kenya.csv --out kenya.npz
   labels info tol.npz
 --out is written exactly as named; an existing file is kept unless --overwrite is given."""
+EPILOG = """examples:
+  bioclip-edge labels build bundles/bioclip --from species.csv --out labels/kenya.npz
+  bioclip-edge labels subset labels/tol.npz --where class=Aves --out labels/birds.npz"""
 FORMATTER = argparse.RawDescriptionHelpFormatter  # DESCRIPTION's example lines stay one per line
 DTYPE_NAMES = ("fp32", "fp16", "int8")
 
@@ -28,7 +31,10 @@ DTYPE_NAMES = ("fp32", "fp16", "int8")
 def add_arguments(p: argparse.ArgumentParser) -> None:
     sub = p.add_subparsers(dest="labels_command", metavar="ACTION", required=True)
 
-    b = sub.add_parser("build", help="embed labels from a CSV (taxonomy columns) or a text file (one label a line)")
+    b = sub.add_parser("build", help="embed labels from a CSV (taxonomy columns) or a text file (one label a line)",
+                       formatter_class=FORMATTER, epilog="""examples:
+  bioclip-edge labels build bundles/bioclip --from species.csv --out labels/kenya.npz
+  bioclip-edge labels build bundles/bioclip --from names.txt --out labels/tol.npz --recipe tol""")
     b.add_argument("bundle", type=Path, help="bundle folder whose text tower embeds the labels")
     b.add_argument("--from", dest="source", type=Path, required=True,
                    help="labels: .csv/.tsv with kingdom..species, common_name (or a 'name' column), or a .txt list")
@@ -38,21 +44,26 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                         "openai (80 templates); default plain")
     b.add_argument("--dtype", choices=DTYPE_NAMES, default="fp16", help="stored matrix type (default fp16: half the size, same top-1)")
     b.add_argument("--precision", default="fp32", help="text tower variant to run (default fp32)")
-    b.add_argument("--batch-size", type=int, default=256)
+    b.add_argument("--batch-size", type=int, default=256, help="labels embedded per text-tower run (default %(default)s)")
     add_model_threads_argument(b, type=int)
     b.add_argument("--no-progress", action="store_true", help="no progress bar")
     b.set_defaults(run=run_build)
 
-    i = sub.add_parser("import", help="import an official TreeOfLife matrix (.npy [dim, N] + .json names)")
+    i = sub.add_parser("import", help="import an official TreeOfLife matrix (.npy [dim, N] + .json names)",
+                       formatter_class=FORMATTER, epilog="""examples:
+  bioclip-edge labels import bundles/bioclip2 txt_emb_species.npy txt_emb_species.json --out labels/tol.npz""")
     i.add_argument("bundle", type=Path, help="bundle the embeddings belong to (its dim is checked)")
     i.add_argument("embeddings", type=Path, help="txt_emb_species.npy: float array [dim, N]")
     i.add_argument("names", type=Path, help="txt_emb_species.json: [[kingdom, ..., species_epithet], common_name] per label")
     _add_out(i)
-    i.add_argument("--dtype", choices=DTYPE_NAMES, default="fp16")
+    i.add_argument("--dtype", choices=DTYPE_NAMES, default="fp16", help="stored matrix type (default fp16)")
     i.set_defaults(run=run_import)
 
     s = sub.add_parser("subset", help="keep the labels whose columns match (--where class=Aves), or those of a place "
-                                      "(--geofence FILE --country ISO3, --checklist FILE)")
+                                      "(--geofence FILE --country ISO3, --checklist FILE)",
+                       formatter_class=FORMATTER, epilog="""examples:
+  bioclip-edge labels subset labels/tol.npz --where class=Mammalia --out labels/mammals.npz
+  bioclip-edge labels subset labels/tol.npz --geofence geofence_release.json --country KEN --out labels/kenya.npz""")
     s.add_argument("labels", type=Path, help="label file")
     s.add_argument("--where", action="append", metavar="COLUMN=VALUE[,VALUE]",
                    help="select rows (case-insensitive); repeat to require several; columns: name, kingdom..species, common_name")
@@ -61,8 +72,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     s.add_argument("--dtype", choices=DTYPE_NAMES, default=None, help="convert while writing (default: keep)")
     s.set_defaults(run=run_subset)
 
-    n = sub.add_parser("info", help="describe a label file: size, dtype, recipe, model, columns")
-    n.add_argument("labels", type=Path)
+    n = sub.add_parser("info", help="describe a label file: size, dtype, recipe, model, columns",
+                       formatter_class=FORMATTER, epilog="""examples:
+  bioclip-edge labels info labels/kenya.npz
+  bioclip-edge labels info labels/tol.npz --show 20""")
+    n.add_argument("labels", type=Path, help="label file (.npz)")
     n.add_argument("--json", action="store_true", help="print JSON")
     n.add_argument("--show", type=int, default=5, metavar="N", help="show the first N labels (default 5)")
     n.set_defaults(run=run_info)

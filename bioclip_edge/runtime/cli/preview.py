@@ -20,6 +20,10 @@ DESCRIPTION = (
     "no network: open DIR/index.html, or zip the folder and mail it. Thumbnails are reused by the next run."
 )
 
+EPILOG = """examples:
+  bioclip-edge preview predictions.json --out preview/      # then open preview/index.html
+  bioclip-edge preview predictions.csv --out preview/ --image-root DCIM/"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("predictions", metavar="PREDICTIONS", help="the output file 'bioclip-edge classify' wrote")

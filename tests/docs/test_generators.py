@@ -1,0 +1,60 @@
+"""The generated pages' generators: the performance page from the committed results, the manifest's
+field tables from the dataclasses."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+from tests.docs.gen import ROOT, load
+
+perf = load("performance")
+fields = load("manifest_fields")
+RESULTS = ROOT / "docs" / "results"
+
+
+def test_the_performance_page_renders_the_committed_results_with_their_run_records():
+    runs = perf.collect(RESULTS)
+    assert runs, "docs/results/ holds no published benchmark results"
+    page = perf.render(RESULTS)
+    for run in runs:
+        assert f"{{#{run.name}}}" in page
+        prov = run.provenance
+        assert prov, f"{run.name}: published without run.json (benchmarks/run_all.py writes it)"
+        assert prov["date"] in page and prov["commit"][:12] in page
+        assert prov["machine"]["cpu_model"] in page
+        for lib, version in prov["machine"]["versions"].items():
+            assert f"{lib} {version}" in page
+
+
+def test_the_adapt_table_is_read_from_its_json():
+    data = json.loads((RESULTS / "adapt" / "results.json").read_text())
+    page = perf.render(RESULTS)
+    for split, by_shots in data["accuracy"].items():
+        for shots, row in by_shots.items():
+            line = next(li for li in page.splitlines() if li.startswith(f"| {split} | {shots} |"))
+            for value in row.values():
+                assert f"{value:.3f}" in line
+
+
+def test_publish_copies_json_only_and_a_new_benchmark_renders_without_code(tmp_path):
+    bench_out = tmp_path / "bench-out"
+    shutil.copytree(RESULTS / "adapt", bench_out / "adapt")
+    (bench_out / "adapt" / "trained-tiny").mkdir()  # bundles stay behind
+    (bench_out / "adapt" / "trained-tiny" / "manifest.json").write_text("{}")
+    (bench_out / "newbench").mkdir()
+    (bench_out / "newbench" / "result.json").write_text(json.dumps({"images_per_s": 12.5, "rows": [{"batch": 8}]}))
+    (bench_out / "empty").mkdir()
+    published = tmp_path / "results"
+    written = perf.publish(bench_out, published)
+    assert sorted(p.relative_to(published).as_posix() for p in written) == [
+        "adapt/results.json", "adapt/run.json", "newbench/result.json"]
+    page = perf.render(published)
+    assert "| images_per_s | 12.500 |" in page and "| rows.0.batch | 8 |" in page
+    assert "Run record missing" in page  # newbench has no run.json: said, not invented
+
+
+def test_every_manifest_field_is_described():
+    assert fields.undocumented() == [], "comment the field in the dataclass, or describe it in manifest_fields.EXTRA"
+    table = fields.render()
+    assert "| `random_weights` | `bool` |" in table and "### DecodeCheck" in table
