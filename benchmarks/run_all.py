@@ -24,6 +24,9 @@ BENCHMARKS = (
     ("video", "bench_video.py"),  # seconds of 1080p30 H.264 per wall second at 1 frame/s, vs stills
     ("ray", "bench_ray.py"),  # the Ray engine vs the local engine on 960 1080p JPEGs, many-machines estimate
     ("adapt", "bench_adapt.py"),  # labels adapt vs zero-shot, SimpleShot, prototypes, a linear probe (trained tiny model)
+    ("sort", "bench_sort.py"),  # sort + undo files/s per mode on this disk; batched vs per-file journal fsyncs
+    ("million", "bench_million.py"),  # 1,000,000 synthetic records through classify into each format: peak RSS, checkpoint share
+    ("memory", "bench_memory.py"),  # classify peak RSS next to images/s, defaults vs each batch size, per backend (1080p)
 )
 
 
@@ -46,9 +49,31 @@ def main(argv: list[str] | None = None) -> int:
         proc = subprocess.run([sys.executable, str(path), "--out", str(args.out / name)])
         summary[name] = {"status": "ok" if proc.returncode == 0 else f"failed (exit {proc.returncode})",
                          "seconds": round(time.perf_counter() - started, 1), "results": str(args.out / name)}
+        write_provenance(args.out / name, name, script, summary[name])
     (args.out / "summary.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(json.dumps(summary, indent=2))
     return 0 if all(v["status"] == "ok" for v in summary.values()) else 1
+
+
+def write_provenance(folder: Path, name: str, script: str, outcome: dict) -> None:
+    """``run.json`` beside a benchmark's results: when, on what machine, with which library versions
+    and from which commit they were measured. The docs' performance page shows it with every table."""
+    from datetime import datetime, timezone
+
+    from bioclip_edge.profiling.machine import machine_info
+
+    def git(*cmd: str) -> str | None:
+        try:
+            return subprocess.run(["git", *cmd], cwd=HERE, capture_output=True, text=True, check=True).stdout.strip()
+        except (OSError, subprocess.CalledProcessError):
+            return None
+
+    status = git("status", "--porcelain", "--untracked-files=no")
+    record = {"benchmark": name, "script": f"benchmarks/{script}", "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+              "commit": git("rev-parse", "HEAD"), "uncommitted_changes": bool(status) if status is not None else None,
+              "machine": machine_info().to_dict(), **outcome}
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "run.json").write_text(json.dumps(record, indent=2) + "\n")
 
 
 if __name__ == "__main__":

@@ -29,6 +29,10 @@ DESCRIPTION = (
     "replaced without --overwrite."
 )
 
+EPILOG = """examples:
+  bioclip-edge classify bundles/bioclip DCIM/ --labels "lion,leopard,empty savanna" --out predictions.json --relative-paths
+  bioclip-edge classify bundles/bioclip DCIM/ --labels kenya.npz --detections md.json --out md-species.json"""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_input_arguments(parser, "image files, folders (recursive) or .txt files listing paths; with --detections: the "
@@ -73,6 +77,7 @@ def _add_detection_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from bioclip_edge.runtime.inference.cache import cache_dir
+    from bioclip_edge.runtime.inference.memory import closing_line
     from bioclip_edge.runtime.jobs.classify_job import run_classify
 
     request = classify_request(args, args.label_cache or cache_dir("labels"))  # bad options stop here
@@ -87,6 +92,7 @@ def run(args: argparse.Namespace) -> int:
     finally:
         where.close()
     print(summary.line("classified" if job.detections is None else "processed"))
+    print(closing_line(clf.embedder.flow.memory), file=sys.stderr)
     if args.preview:
         print(preview_cli.preview_after_run(job.out, args.preview, args.inputs, clf.description.to_dict(), progress(args)))
     if clf.bundle.random_weights:
@@ -122,6 +128,8 @@ def _classifier(args: argparse.Namespace, request: ClassifyRequest, job: Classif
     print(f"{about.model} ({about.architecture}): {about.variant} on {about.provider} ({about.chosen_because}); "
           f"{about.labels} labels", file=sys.stderr)
     print(f"decode: {clf.embedder.decode_choice.mode} ({about.decode_chosen_because})", file=sys.stderr)
+    if clf.embedder.flow.memory is not None:
+        print(clf.embedder.flow.memory.text(), file=sys.stderr)
     return clf
 
 

@@ -19,6 +19,9 @@ from bioclip_edge.runtime.cli.options import (add_engine_arguments, add_image_ar
                                               add_output_arguments, engine, image_request, progress)
 
 HELP = "embed images (files, folders, lists) with a bundle's vision tower into a .npy or .parquet file"
+EPILOG = """examples:
+  bioclip-edge embed bundles/bioclip DCIM/ --out embeddings.npy        # + embeddings.json: paths, failures
+  bioclip-edge embed bundles/bioclip DCIM/ --out embeddings.parquet    # one row per image"""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -58,6 +61,7 @@ def _embed(args: argparse.Namespace, request: Any, job: Any, items: list, where:
     from bioclip_edge.runtime.inference.bundle import Bundle
     from bioclip_edge.runtime.images.embedder import ImageEmbedder
     from bioclip_edge.runtime.jobs.embed_job import run_embed
+    from bioclip_edge.runtime.inference.memory import closing_line
 
     bundle = Bundle.open(args.bundle, defer_hashing=True)
     embedder = ImageEmbedder(bundle, request)
@@ -66,6 +70,9 @@ def _embed(args: argparse.Namespace, request: Any, job: Any, items: list, where:
     print(f"{bundle.manifest.model.id}: {embedder.variant.name} on {embedder.provider} ({embedder.plan.reason})",
           file=sys.stderr)
     print(f"decode: {embedder.decode_choice.mode} ({embedder.decode_choice.reason})", file=sys.stderr)
+    if embedder.flow.memory is not None:
+        print(embedder.flow.memory.text(), file=sys.stderr)
     summary = run_embed(embedder, job, items, engine=where)
     print(summary.line())
+    print(closing_line(embedder.flow.memory), file=sys.stderr)
     return 1 if summary.failed else 0

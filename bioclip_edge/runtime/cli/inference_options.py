@@ -42,3 +42,15 @@ def session_options_from(args: argparse.Namespace) -> SessionOptions:
     """SessionOptions from the arguments ``add_session_arguments`` added."""
     providers = tuple(p.strip() for p in args.providers.split(",") if p.strip())
     return SessionOptions(providers=providers, model_threads=args.model_threads, backend=args.backend)
+
+
+MAX_MEMORY_HELP = ("peak resident memory to plan for, e.g. 512M, 1G, 2G (default auto: 1G, or less where less is available); "
+                   "the batch size and how many images are decoded ahead are chosen within it, by this backend's measured "
+                   "speed; the closing summary prints the peak reached")
+BATCH_SIZE_HELP = "images per model call (default: chosen within --max-memory: the smallest batch as fast as any that fits)"
+
+
+def add_memory_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--batch-size`` and ``--max-memory``: the fields of ``ImageRequest`` the memory budget decides."""
+    parser.add_argument("--batch-size", type=int, default=None, help=BATCH_SIZE_HELP)
+    parser.add_argument("--max-memory", default="auto", metavar="SIZE", help=MAX_MEMORY_HELP)

@@ -10,7 +10,7 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, Any
 
-from bioclip_edge.runtime.cli.inference_options import add_session_arguments, session_options_from
+from bioclip_edge.runtime.cli.inference_options import add_memory_arguments, add_session_arguments, session_options_from
 from bioclip_edge.runtime.images.decode_mode import DECODE_MODES
 
 if TYPE_CHECKING:
@@ -32,7 +32,7 @@ def add_input_arguments(parser: argparse.ArgumentParser, inputs_help: str) -> No
 
 def add_image_arguments(parser: argparse.ArgumentParser, decode_note: str = "") -> None:
     """Batching, decoding and inference (the session block): the fields of ``ImageRequest``."""
-    parser.add_argument("--batch-size", type=int, default=16, help="images per model call (default 16)")
+    add_memory_arguments(parser)
     parser.add_argument("--decode-threads", dest="decode_threads", type=int, default=None,
                         help="image-decoding threads working alongside the model (default: min(4, CPUs); 0: decode inline)")
     # The short spelling, unlisted: the bare word does not say which threads (--model-threads are the model's).
@@ -60,7 +60,7 @@ def image_request_fields(args: argparse.Namespace) -> dict[str, Any]:
     deprecated spelling of ``--decode draft``, says so once on stderr)."""
     if args.fast_decode:
         print(FAST_DECODE_NOTE, file=sys.stderr)
-    return {"precision": args.precision, "batch_size": args.batch_size, "decode_threads": args.decode_threads, "max_pixels": args.max_pixels,
+    return {"precision": args.precision, "batch_size": args.batch_size, "max_memory": args.max_memory, "decode_threads": args.decode_threads, "max_pixels": args.max_pixels,
             "decode": args.decode, "fast_decode": bool(args.fast_decode), "session": session_options_from(args),
             "frame_interval": args.frame_interval, "max_frames": args.max_frames}
 

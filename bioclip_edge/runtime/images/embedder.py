@@ -23,6 +23,7 @@ from bioclip_edge.runtime.images.discover import ImageItem
 from bioclip_edge.runtime.images.pipeline import Flow, Prepared, embedded, whole_image_preparer
 from bioclip_edge.runtime.images.request import ImageRequest
 from bioclip_edge.runtime.images.transform import ImageTransform
+from bioclip_edge.runtime.inference.memory import workload_for
 from bioclip_edge.runtime.inference.plan import InferencePlan
 from bioclip_edge.runtime.inference.selection import make_plan
 from bioclip_edge.runtime.inference.session import open_session
@@ -44,7 +45,6 @@ class ImageEmbedder:
             request = ImageRequest(precision=request)
         self.bundle = bundle
         self.request = request
-        self.flow = Flow.from_request(request)
         self.transform = ImageTransform.from_manifest(bundle.manifest.preprocess)
         self.decode_choice = choose_decode(request.decode, bundle.manifest.decode_check)  # printed and recorded
         self.decode = DecodeOptions(max_pixels=request.max_pixels or DEFAULT_MAX_PIXELS,
@@ -58,6 +58,9 @@ class ImageEmbedder:
         outputs print its ``reason``) and opened by the one session factory."""
         self.plan = plan or make_plan(bundle, "vision", request.precision, request.session, variant_name=variant)
         self.variant = bundle.variant("vision", name=self.plan.variant)
+        # Within --max-memory, decided before the graph loads: a budget too small stops here.
+        self.flow = Flow.planned(request, lambda threads: workload_for(self.plan, self.variant, bundle.manifest, threads,
+                                                                       self.decode_choice.draft))
         self._session = open_session(self.plan, bundle)
         self.provider = self._session.get_providers()[0]  # what actually runs, e.g. "OpenVINO CPU (bfloat16)"
         first = self._session.get_inputs()[0]

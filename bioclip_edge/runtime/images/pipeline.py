@@ -8,7 +8,8 @@ A *prepare* function turns one ``ImageItem`` into a ``Prepared`` (pixels for one
 or a failure reason); it never raises, so one bad file cannot stop the run.
 
 ``Flow`` is derived once from the request (``ImageRequest``) and owns every number of the
-flow: decode threads, how far decoding runs ahead, and the batch size. ``embed_stream`` only
+flow: decode threads, how far decoding runs ahead, and the batch size; the last two are chosen
+within the memory budget (``--max-memory``, ``runtime.inference.memory``). ``embed_stream`` only
 groups consecutive images until a batch is full; the model calls are the embedder's (``embed``
 splits a group into calls of the same ``batch_size``), so batching is decided in one place.
 """
@@ -27,6 +28,7 @@ import numpy as np
 from bioclip_edge.runtime.images.decode import DecodeOptions, ImageDecodeError, load_image
 from bioclip_edge.runtime.images.discover import ImageItem
 from bioclip_edge.runtime.images.request import ImageRequest
+from bioclip_edge.runtime.inference.memory import FlowChoice, Workload, choose_flow, preferred_window, resolve_budget
 
 log = logging.getLogger(__name__)
 
@@ -59,21 +61,34 @@ def default_threads() -> int:
     return max(1, min(4, (os.cpu_count() or 2)))
 
 
+def decode_threads(request: ImageRequest) -> int:
+    """``--decode-threads`` as asked, else ``default_threads``."""
+    return default_threads() if request.decode_threads is None else request.decode_threads
+
+
 @dataclass(frozen=True)
 class Flow:
-    """How images flow to the model, derived once from the request."""
+    """How images flow to the model, derived once from the request (and, through ``planned``, the
+    memory budget): the batch, the decode threads and how far decoding runs ahead."""
 
     batch_size: int  # images (or crops) per model call
     decode_threads: int  # 0: decode inline
+    window: int = 0  # images decoded ahead of the model; 0: ``preferred_window``
+    memory: FlowChoice | None = None  # the budget's choice, when the flow was planned within one
+
+    def __post_init__(self) -> None:
+        if self.window <= 0:
+            object.__setattr__(self, "window", preferred_window(self.batch_size, self.decode_threads))
 
     @classmethod
-    def from_request(cls, request: ImageRequest) -> "Flow":
-        return cls(request.batch_size, default_threads() if request.decode_threads is None else request.decode_threads)
-
-    @property
-    def window(self) -> int:
-        """Images decoded ahead of the model: two batches, and enough to keep every thread busy."""
-        return max(2 * self.batch_size, 4 * max(self.decode_threads, 1))
+    def planned(cls, request: ImageRequest, workload: Callable[[int], Workload]) -> "Flow":
+        """The flow within ``request.max_memory``: ``choose_flow`` picks the batch (unless
+        ``--batch-size`` was given) and the window for the ``workload`` of this many decode threads."""
+        threads = decode_threads(request)
+        choice = choose_flow(workload(threads), resolve_budget(request.max_memory), request.batch_size)
+        if choice.over_budget:
+            log.warning("%s", choice.text())
+        return cls(choice.batch_size, threads, choice.window, choice)
 
     def chunks(self, n: int) -> Iterator[slice]:
         """The model calls for ``n`` rows: ``batch_size`` rows each, the last one shorter."""

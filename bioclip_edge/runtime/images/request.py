@@ -5,7 +5,7 @@ keyword arguments; after that it is passed down unchanged: the embedder, the cla
 jobs read the fields they need from it. What *follows* from it is derived once, by its owner:
 the inference plan by ``runtime.inference`` (from ``precision`` and ``session``), the transform and
 the decode options by ``ImageEmbedder`` (it knows the model's input size and the bundle's decode
-check, which ``decode`` needs), the flow (batches, decode threads) by ``runtime.images.pipeline.Flow``. So no
+check, which ``decode`` needs), the flow (batches, decode threads, within the memory budget) by ``runtime.images.pipeline.Flow``. So no
 layer re-wraps options, and a new option is one field here plus the one place that uses it.
 """
 
@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 from bioclip_edge.errors import OptionError
 from bioclip_edge.runtime.images.decode_mode import DECODE_MODES
+from bioclip_edge.runtime.inference.memory import is_auto, parse_size
 from bioclip_edge.runtime.inference.session import SessionOptions
 
 
@@ -23,7 +24,8 @@ class ImageRequest:
     """Inference and decoding, as asked; ``check`` refuses impossible values before any work."""
 
     precision: str = "auto"  # a variant precision or auto: see runtime.inference.selection
-    batch_size: int = 16  # images (or crops) per model call
+    batch_size: int | None = None  # images (or crops) per model call; None: chosen within max_memory
+    max_memory: str | int | None = None  # peak RSS budget ("1G", "512M", bytes); None or "auto": min(1 GB, available)
     decode_threads: int | None = None  # None: Flow's default; 0: decode inline
     max_pixels: int | None = None  # decompression-bomb guard; None: decode.DEFAULT_MAX_PIXELS
     decode: str = "auto"  # auto | exact | draft: JPEG draft decoding, see runtime.images.decode_mode
@@ -39,8 +41,10 @@ class ImageRequest:
 
     def check(self) -> None:
         """Raise ``OptionError`` (exit 2) naming the command-line option, as users of both APIs read it."""
-        if self.batch_size < 1:
+        if self.batch_size is not None and self.batch_size < 1:
             raise OptionError(f"--batch-size must be at least 1 (got {self.batch_size})")
+        if not is_auto(self.max_memory):
+            parse_size(self.max_memory)  # a malformed size stops here (MemoryBudgetError, exit 2)
         if self.decode_threads is not None and self.decode_threads < 0:
             raise OptionError(f"--decode-threads must be 0 or more (got {self.decode_threads})")
         if self.decode not in DECODE_MODES:

@@ -202,6 +202,7 @@ def plan_for(variant: Variant, backend: str, reason: str, options: SessionOption
         precision=variant_precision(variant), backend=backend, compute=compute_for(variant, backend, caps),
         reason=reason, providers=tuple(options.providers), model_threads=options.model_threads,
         inter_op_threads=options.inter_op_threads, optimization=options.optimization, static_shape=static_shape,
+        memory_pattern=options.memory_pattern,
         input_name=variant.input_name)
 
 
@@ -219,6 +220,7 @@ def plan_file(path: str | os.PathLike, options: SessionOptions = SessionOptions(
         sha256=sha256, precision=variant_precision(variant) if variant else "fp32", backend=choice.backend,
         compute=compute, reason=choice.reason, providers=tuple(options.providers), model_threads=options.model_threads,
         inter_op_threads=options.inter_op_threads, optimization=options.optimization, static_shape=static_shape,
+        memory_pattern=options.memory_pattern,
         input_name=variant.input_name if variant else None)
 
 
