@@ -61,7 +61,7 @@ def export_bundle(out: Path) -> Path:
 def embed_sites(bundle_dir: Path) -> dict:
     """Per site: training features [POOL*C, views, dim] with labels, and test features with labels."""
     from bioclip_edge.runtime.images.embedder import ImageEmbedder
-    from bioclip_edge.runtime.labels.examples import VIEWS, views
+    from bioclip_edge.runtime.adaptation.examples import VIEWS, views
     from tests.helpers.site_photos import SITES, site_crops
 
     embedder = ImageEmbedder(str(bundle_dir), "fp32")
@@ -95,8 +95,8 @@ def predict(method: str, text: np.ndarray, f: np.ndarray, y: np.ndarray, groups:
         from sklearn.linear_model import LogisticRegression
 
         return LogisticRegression(C=10.0, max_iter=2000).fit(f, y).predict(f_test)
-    from bioclip_edge.runtime.labels.examples import EmbeddedExamples
-    from bioclip_edge.runtime.labels.site import AdaptRequest, fit_rows
+    from bioclip_edge.runtime.adaptation.examples import EmbeddedExamples
+    from bioclip_edge.runtime.adaptation.site import AdaptRequest, fit_rows
 
     embedded = EmbeddedExamples([str(c) for c in range(len(text))], f, y, groups, np.full(len(text), shots))
     rows, _ = fit_rows(AdaptRequest(None, Path("."), Path("."), method=method), text.astype(np.float32), embedded, scale)
@@ -126,7 +126,7 @@ def run_split(sites: dict, train_site: str, test_site: str, text: np.ndarray, sc
 
 def time_clap(sites: dict, text: np.ndarray, scale: float) -> dict:
     """Seconds to fit clap on 6 classes x 16 shots x 4 views (embedding excluded), SciPy and numpy."""
-    from bioclip_edge.runtime.labels import adapt as adapt_math
+    from bioclip_edge.runtime.adaptation import methods as adapt_math
 
     f_pool, y_pool, _, _ = sites["night"]
     rng = np.random.default_rng(0)

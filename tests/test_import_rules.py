@@ -1,4 +1,4 @@
-"""The import rules of the package, checked on the source (README: Architecture).
+"""The import rules of the package, checked on the source (docs/explanations/architecture.md).
 
 - The runtime never imports export, profiling or the top-level CLI: a field box installs the
   runtime alone, and the bundle is the only contract between export and runtime.
@@ -61,7 +61,7 @@ def test_runtime_never_imports_export_profiling_or_the_cli():
     assert not upward, f"runtime imports upward: {sorted(upward)}"
 
 
-RUNTIME_LAYERS = ("common", "inference", "images", "text", "labels", "jobs", "cluster", "preview", "evaluation", "camtrap", "sorting", "cli")  # README: Architecture
+RUNTIME_LAYERS = ("common", "inference", "images", "text", "labels", "jobs", "cluster", "preview", "evaluation", "adaptation", "camtrap", "sorting", "packs", "cli")  # docs/explanations/architecture.md
 
 
 def test_runtime_sub_packages_import_only_those_below_them():

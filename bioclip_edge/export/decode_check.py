@@ -21,14 +21,14 @@ Bound (``passed``):
   sits before every variant, so its error adds to theirs; 0.995 is half of the int8 variants'
   allowance (mean cosine >= 0.99 to PyTorch, ``export.parity``) and held on the *worst* frame, so
   a bundle that drafts by default stays within the tolerance its int8 graph is already trusted
-  with. Measured: 0.9999+ on random-weight ViT-B/16 and the tiny test ViT (README: decoding).
+  with. Measured: 0.9999+ on random-weight ViT-B/16 and the tiny test ViT (docs: explanations/decoding.md).
 * zero-shot top-1 on clear margins (``export.parity.clear_top1``, the trust rule: exact decoding is
   the reference, the bundle's 110 parity labels, PyTorch's own text embeddings) must agree on
   *every* judged frame (bound 1.0): a frame whose answer is clear must not change because of a
   speed-up. Near-ties are not judged; under 10 judged frames it is "not measurable" and the
   cosine bound decides alone, as everywhere in ``export.parity``.
 
-PNG and TIFF stay exact at run time, so they are not checked (README: decoding has the numbers).
+PNG and TIFF stay exact at run time, so they are not checked (docs: explanations/decoding.md has the numbers).
 """
 
 from __future__ import annotations

@@ -157,7 +157,7 @@ def _scale_out_section(scale: Any) -> list[str]:
         return []
     return ["## Many machines (Ray)", "",
             "From `benchmarks/bench_ray.py`'s measured end-to-end rate on one node and the Ray engine's measured "
-            "efficiency (`--engine ray`: see the README's Many machines section).", "", *scale.markdown(), ""]
+            "efficiency (`--engine ray`: see the guide 'Many machines with Ray').", "", *scale.markdown(), ""]
 
 
 def markdown(run: ProfileRun, sizings: list[PrecisionSizing], images_per_day: int, plots: dict[str, str], scale: Any = None) -> str:

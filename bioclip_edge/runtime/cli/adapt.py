@@ -1,4 +1,4 @@
-"""``bioclip-edge labels adapt``: a site's label matrix from a few labelled examples (``labels.site``)."""
+"""``bioclip-edge labels adapt``: a site's label matrix from a few labelled examples (``adaptation.site``)."""
 
 from __future__ import annotations
 
@@ -61,8 +61,8 @@ def add_adapt_parser(sub) -> None:
 
 
 def run_adapt(args: argparse.Namespace) -> int:
-    from bioclip_edge.runtime.labels.adapt import ClapSettings
-    from bioclip_edge.runtime.labels.site import AdaptRequest, adapt
+    from bioclip_edge.runtime.adaptation.methods import ClapSettings
+    from bioclip_edge.runtime.adaptation.site import AdaptRequest, adapt
 
     result = adapt(AdaptRequest(
         bundle=args.bundle, examples=args.examples, out=args.out, base=args.base, method=args.method,
@@ -84,6 +84,6 @@ def run_adapt(args: argparse.Namespace) -> int:
 
 def info_lines(source) -> list[str]:
     """What ``labels info`` adds for an adapted matrix."""
-    from bioclip_edge.runtime.labels.site import describe
+    from bioclip_edge.runtime.adaptation.site import describe
 
     return describe(source)

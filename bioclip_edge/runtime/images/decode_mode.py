@@ -13,7 +13,7 @@ follows that measurement:
   bundles without a decode check (nothing proves draft is safe for them).
 
 Other formats always decode exactly: Pillow's ``reduce`` before the resize was measured on
-4000x3000 frames and left out (README: decoding). MegaDetector crops follow ``crop_draft_size``.
+4000x3000 frames and left out (docs: explanations/decoding.md). MegaDetector crops follow ``crop_draft_size``.
 Standard library only: the command line imports the mode names without the runtime.
 """
 

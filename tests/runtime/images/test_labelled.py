@@ -8,7 +8,7 @@ import pytest
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.evaluation.truth import read_truth
 from bioclip_edge.runtime.images.labelled import read_labelled
-from bioclip_edge.runtime.labels.examples import read_examples
+from bioclip_edge.runtime.adaptation.examples import read_examples
 
 
 class Bad(UserError):

@@ -26,7 +26,7 @@ def card(photo_dir, tmp_path) -> Path:
 
 
 def test_a_resumable_classify_run_in_python(tiny_bundle, card, photo_dir, tmp_path, monkeypatch):
-    """The README's example: kill a run, run the same lines again, nothing is lost or redone."""
+    """The Python API guide's example: kill a run, run the same lines again, nothing is lost or redone."""
     from bioclip_edge.runtime import Classifier, ClassifyJob, run_classify
     from bioclip_edge.runtime.jobs import checkpoint as ck
 

@@ -13,7 +13,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from bioclip_edge.runtime.labels.examples import EmbeddedExamples
+from bioclip_edge.runtime.adaptation.examples import EmbeddedExamples
 from bioclip_edge.runtime.labels.matrix import LabelMatrixError
 
 

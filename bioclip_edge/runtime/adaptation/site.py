@@ -1,7 +1,7 @@
 """``adapt(AdaptRequest) -> AdaptResult``: a site's label matrix from a few labelled examples.
 
 Each labelled class starts from its zero-shot row (the matching row of ``base``, or its label text
-through the recipe), is moved by ``labels.adapt``'s method on the examples' embeddings, and is
+through the recipe), is moved by ``adaptation.methods`` on the examples' embeddings, and is
 written back as an ordinary label matrix: ``classify`` scores it like any other. With a ``base``,
 every base row is kept and only the labelled ones change, so a site model keeps the full species
 list. The matrix's meta ``source`` records the method, its settings, the shots per class, a digest
@@ -17,12 +17,12 @@ from typing import Any
 
 import numpy as np
 
-from bioclip_edge.runtime.labels.adapt import ClapSettings, clap_rows, prototype_rows
-from bioclip_edge.runtime.labels.examples import EmbeddedExamples, embed_examples, read_examples
+from bioclip_edge.runtime.adaptation.methods import ClapSettings, clap_rows, prototype_rows
+from bioclip_edge.runtime.adaptation.examples import EmbeddedExamples, embed_examples, read_examples
 from bioclip_edge.runtime.labels.matrix import LabelMatrix, LabelMatrixError, _now, bundle_info
 from bioclip_edge.runtime.labels.store import write_label_file
 from bioclip_edge.runtime.labels.taxonomy import NAME_COLUMN
-from bioclip_edge.runtime.labels.validate import CrossValidation, cross_validate
+from bioclip_edge.runtime.adaptation.validate import CrossValidation, cross_validate
 
 METHODS = ("clap", "prototype")
 COMPETITORS_PER_EXAMPLE = 16  # base rows each example's zero-shot ranks highest take part in CLAP's softmax
@@ -82,7 +82,7 @@ def adapt(request: AdaptRequest) -> AdaptResult:
     if request.suggest and (pool is None or not pool.is_dir()):
         raise LabelMatrixError(f"--suggest needs --pool, a folder of unlabelled images (got {request.pool})")
     if request.suggest:
-        from bioclip_edge.runtime.labels.suggest_page import page_paths
+        from bioclip_edge.runtime.adaptation.suggest_page import page_paths
 
         check_output_target(_suggest_path(out), overwrite=request.overwrite, what="suggestion list")
         check_output_target(page_paths(_suggest_path(out))[0], overwrite=request.overwrite, what="suggestion page")
@@ -90,8 +90,8 @@ def adapt(request: AdaptRequest) -> AdaptResult:
     result = fit_and_write(request, bundle, base, embed_examples(embedder, examples, request.views, skipped), out)
     if pool is None:
         return result
-    from bioclip_edge.runtime.labels.suggest import pick, score_pool, write_suggestions
-    from bioclip_edge.runtime.labels.suggest_page import write_suggestion_page
+    from bioclip_edge.runtime.adaptation.suggest import pick, score_pool, write_suggestions
+    from bioclip_edge.runtime.adaptation.suggest_page import write_suggestion_page
 
     scored, failures = score_pool(embedder, pool, LabelMatrix.load(result.out), request.sequence_gap)
     chosen = pick(scored, request.suggest)
@@ -105,8 +105,8 @@ def _read_examples(request: AdaptRequest) -> tuple[list, list[tuple[str, str]]]:
     examples = read_examples(request.examples)
     if request.detections is None:
         return examples, []
-    from bioclip_edge.runtime.labels.example_boxes import boxes_from_detections
-    from bioclip_edge.runtime.labels.examples import ExamplesError
+    from bioclip_edge.runtime.adaptation.example_boxes import boxes_from_detections
+    from bioclip_edge.runtime.adaptation.examples import ExamplesError
 
     kept, skipped = boxes_from_detections(examples, request.detections, request.detection_threshold)
     lost = [label for label in dict.fromkeys(e.label for e in examples) if label not in {e.label for e in kept}]

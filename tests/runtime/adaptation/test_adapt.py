@@ -10,12 +10,12 @@ import pytest
 
 from bioclip_edge.cli import main
 from bioclip_edge.runtime.common.arrays import normalize_rows
-from bioclip_edge.runtime.labels import adapt as adapt_math
-from bioclip_edge.runtime.labels.adapt import ClapSettings, clap_objective, clap_rows, prototype_rows, zero_shot_weights
-from bioclip_edge.runtime.labels.examples import ExamplesError, read_examples
+from bioclip_edge.runtime.adaptation import methods as adapt_math
+from bioclip_edge.runtime.adaptation.methods import ClapSettings, clap_objective, clap_rows, prototype_rows, zero_shot_weights
+from bioclip_edge.runtime.adaptation.examples import ExamplesError, read_examples
 from bioclip_edge.runtime.labels.matrix import LabelMatrix, LabelMatrixError
-from bioclip_edge.runtime.labels.site import AdaptRequest, adapt
-from bioclip_edge.runtime.labels.validate import cross_validate, fold_of_examples
+from bioclip_edge.runtime.adaptation.site import AdaptRequest, adapt
+from bioclip_edge.runtime.adaptation.validate import cross_validate, fold_of_examples
 from tests.helpers.site_photos import site_crops, write_train_folder
 from tests.helpers.trained_tiny import zero_shot_labels
 
@@ -106,7 +106,7 @@ def test_folds_keep_groups_whole_and_say_when_adapting_does_not_help():
     with pytest.raises(LabelMatrixError, match="--cross-validate 5: needs 2 to 4 folds"):
         fold_of_examples(groups, 5)
     text, feats, labels = synthetic(4)
-    from bioclip_edge.runtime.labels.examples import EmbeddedExamples
+    from bioclip_edge.runtime.adaptation.examples import EmbeddedExamples
 
     embedded = EmbeddedExamples([str(c) for c in range(len(text))], feats, labels, np.arange(len(labels)),
                                 np.full(len(text), 4), groups=[f"g{i}" for i in range(len(labels))])

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, read_detections
-from bioclip_edge.runtime.labels.examples import Example
+from bioclip_edge.runtime.adaptation.examples import Example
 
 
 def boxes_from_detections(examples: list[Example], detections: str | os.PathLike,

@@ -14,10 +14,10 @@ from PIL import Image
 from bioclip_edge.cli import main
 from bioclip_edge.runtime.images.embedder import ImageEmbedder
 from bioclip_edge.runtime.images.detections import DetectionsFileError
-from bioclip_edge.runtime.labels.example_boxes import boxes_from_detections
-from bioclip_edge.runtime.labels.examples import Example, ExamplesError, embed_examples, read_examples
+from bioclip_edge.runtime.adaptation.example_boxes import boxes_from_detections
+from bioclip_edge.runtime.adaptation.examples import Example, ExamplesError, embed_examples, read_examples
 from bioclip_edge.runtime.labels.matrix import LabelMatrix
-from bioclip_edge.runtime.labels.site import AdaptRequest, adapt
+from bioclip_edge.runtime.adaptation.site import AdaptRequest, adapt
 from tests.helpers.image_factory import photo
 
 FRAME = (640, 480)
@@ -133,7 +133,7 @@ def test_adapt_with_detections_end_to_end(trained_fp32_bundle, frames, tmp_path,
     source = matrix.meta["source"]
     assert source["shots"] == {"a cat": 1, "a rocket": 2}
     assert source["examples"]["detections"] == md and source["examples"]["skipped"] == 1
-    from bioclip_edge.runtime.labels.site import describe
+    from bioclip_edge.runtime.adaptation.site import describe
 
     assert f"boxes: each frame's most confident animal box in {md} (conf >= 0.2)" in describe(source)
     # the adapted rows still tell the two subjects apart

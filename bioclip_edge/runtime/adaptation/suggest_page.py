@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from bioclip_edge.runtime.common.files import write_atomic
-from bioclip_edge.runtime.labels.suggest import Suggestion
+from bioclip_edge.runtime.adaptation.suggest import Suggestion
 
 
 def page_paths(csv_path: Path) -> tuple[Path, Path]:

@@ -17,7 +17,7 @@ from PIL import Image
 
 from bioclip_edge.cli import main
 from bioclip_edge.errors import UserError
-from bioclip_edge.runtime.labels.suggest import Suggestion, pick
+from bioclip_edge.runtime.adaptation.suggest import Suggestion, pick
 from tests.helpers.site_photos import site_crops, write_train_folder
 from tests.helpers.trained_tiny import zero_shot_labels
 
@@ -128,7 +128,7 @@ def test_suggest_page_and_list_follow_the_overwrite_rule(trained_fp32_bundle, si
     with pytest.raises(UserError, match="suggest.html"):
         main_args = ["labels", "adapt", str(trained_fp32_bundle), "--examples", str(site / "train"), "--out", str(out),
                      "--method", "prototype", "--views", "1", "--suggest", "2", "--pool", str(site / "pool")]
-        from bioclip_edge.runtime.labels.site import AdaptRequest, adapt
+        from bioclip_edge.runtime.adaptation.site import AdaptRequest, adapt
 
         adapt(AdaptRequest(trained_fp32_bundle, site / "train", out, method="prototype", views=1, suggest=2,
                            pool=site / "pool"))
