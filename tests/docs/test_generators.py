@@ -58,3 +58,14 @@ def test_every_manifest_field_is_described():
     assert fields.undocumented() == [], "comment the field in the dataclass, or describe it in manifest_fields.EXTRA"
     table = fields.render()
     assert "| `random_weights` | `bool` |" in table and "### DecodeCheck" in table
+
+
+def test_the_readmes_adapt_rows_are_rows_of_the_published_run():
+    """The README shows a few rows of the adapt table: each must be a row the published run renders,
+    so a new run that changes a figure fails here until the README is updated."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    rows = [line for line in readme.splitlines() if line.startswith("| ") and " -> " in line]
+    assert len(rows) >= 3, "README: the adapt table is gone"
+    rendered = set(perf.render(RESULTS).splitlines())
+    stale = [row for row in rows if row not in rendered]
+    assert not stale, f"README rows not in docs/results/adapt: {stale}"

@@ -169,7 +169,8 @@ class EmbedSpec(JobSpec[EmbeddedInput]):
 
     def write(self, out: Path, results: Iterable[EmbeddedInput]) -> None:
         job, dim = self.job, int(self.embedder.dim)
-        results = list(results)  # one matrix: the .npy's rows are written together
+        if job.parquet:
+            results = list(results)  # one table (an embed .parquet is written whole)
         self.written_rows = sum(r.rows for r in results)
         meta = {**self.meta(), **self.engine.describe()}
         if job.parquet:

@@ -178,17 +178,41 @@ def read_parquet(out: Path, fingerprint: dict[str, Any], dtype: str) -> list[Emb
 
 
 # --- writing ------------------------------------------------------------------------------------
-def write_pair(out: Path, sidecar: Path, results: list[EmbeddedInput], meta: dict[str, Any], dim: int, dtype: str) -> None:
+def write_pair(out: Path, sidecar: Path, results: Iterable[EmbeddedInput], meta: dict[str, Any], dim: int, dtype: str) -> None:
     """The .npy first, then its index: a kill between the two leaves an index that still describes
-    the first rows of the .npy, which is all the next ``--resume`` reads."""
-    ok = [r for r in results if r.vectors is not None]
-    parts = [np.asarray(r.vectors) for r in ok]
-    matrix = np.concatenate(parts).astype(dtype) if parts else np.zeros((0, dim), dtype=dtype)
+    the first rows of the .npy, which is all the next ``--resume`` reads.
+
+    Both are streamed from ``results`` (re-iterable: the runner's stored results), one input at a
+    time, so a million-image run never holds its embeddings (3 GB at 768 float32 dimensions) or its
+    index entries in memory. The bytes are those ``np.save`` and ``json.dumps(indent=1)`` write."""
+    rows = sum(r.rows for r in results)
     with atomic_writer(out) as fh:
-        np.save(fh, matrix)
-    images = [{"filepath": r.filepath, **info} for r in ok for info in r.infos]
-    failures = [{"filepath": r.filepath, "reason": r.failure} for r in results if r.vectors is None]
-    write_atomic(sidecar, json.dumps({**meta, "images": images, "failures": failures}, indent=1, ensure_ascii=False) + "\n")
+        np.lib.format.write_array_header_1_0(fh, {"descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+                                                  "fortran_order": False, "shape": (rows, dim)})
+        for r in results:
+            if r.vectors is not None:
+                fh.write(np.ascontiguousarray(r.vectors, dtype=dtype).tobytes())
+    images = ({"filepath": r.filepath, **info} for r in results if r.vectors is not None for info in r.infos)
+    failures = ({"filepath": r.filepath, "reason": r.failure} for r in results if r.vectors is None)
+    with atomic_writer(sidecar) as fh:
+        for chunk in _index_chunks(meta, images, failures):
+            fh.write(chunk.encode("utf-8"))
+
+
+def _index_chunks(meta: dict[str, Any], images: Iterable[dict[str, Any]], failures: Iterable[dict[str, Any]]) -> Iterator[str]:
+    """``json.dumps({**meta, "images": [...], "failures": [...]}, indent=1) + "\n"``, piece by piece."""
+    head = json.dumps({**meta, "images": [], "failures": []}, indent=1, ensure_ascii=False)
+    head = head[: head.rindex('"images": []')]
+    yield head
+    for i, (key, entries) in enumerate((("images", images), ("failures", failures))):
+        yield ("" if i == 0 else ",\n ") + f'"{key}": ['
+        first = True
+        for entry in entries:
+            text = json.dumps(entry, indent=1, ensure_ascii=False).replace("\n", "\n  ")
+            yield ("\n  " if first else ",\n  ") + text
+            first = False
+        yield "]" if first else "\n ]"
+    yield "\n}\n"
 
 
 def write_parquet(out: Path, results: list[EmbeddedInput], meta: dict[str, Any], dim: int, dtype: str) -> None:

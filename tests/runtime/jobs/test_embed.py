@@ -95,3 +95,30 @@ def test_cli_modules_import_only_the_standard_library():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_the_npy_pair_is_streamed_with_the_bytes_np_save_and_json_write(tmp_path):
+    """write_pair streams one input at a time (a million-image run holds no matrix); its files are
+    byte for byte what np.save and json.dumps(indent=1) write for the whole run."""
+    import io
+    import json
+
+    import numpy as np
+
+    from bioclip_edge.runtime.jobs.embed_output import EmbeddedInput, write_pair
+
+    rng = np.random.default_rng(0)
+    results = [EmbeddedInput("a.jpg", rng.standard_normal((1, 8)).astype(np.float32), [{"width": 4, "exif": {"Make": "Ré"}}]),
+               EmbeddedInput("broken.jpg", failure="cannot decode"),
+               EmbeddedInput("clip.mp4", rng.standard_normal((3, 8)).astype(np.float32),
+                             [{"frame_number": i} for i in range(3)])]
+    meta = {"embeddings": "e.npy", "model": "tiny", "dtype": "float16"}
+    write_pair(tmp_path / "e.npy", tmp_path / "e.json", results, meta, 8, "float16")
+
+    want = io.BytesIO()
+    np.save(want, np.concatenate([results[0].vectors, results[2].vectors]).astype("float16"))
+    assert (tmp_path / "e.npy").read_bytes() == want.getvalue()
+    images = [{"filepath": "a.jpg", "width": 4, "exif": {"Make": "Ré"}}] + [{"filepath": "clip.mp4", "frame_number": i} for i in range(3)]
+    index = json.dumps({**meta, "images": images, "failures": [{"filepath": "broken.jpg", "reason": "cannot decode"}]},
+                       indent=1, ensure_ascii=False) + "\n"
+    assert (tmp_path / "e.json").read_text(encoding="utf-8") == index
