@@ -47,7 +47,8 @@ def pytest_collection_modifyitems(config, items):
     for marker, option in OPT_IN.items():
         if config.getoption(option):
             continue
-        skip = pytest.mark.skip(reason=f"{marker}: run with {option} (or make test-slow; CI runs make typecheck)")
+        also = " (CI runs make typecheck)" if marker == "typecheck" else ""
+        skip = pytest.mark.skip(reason=f"{marker}: run with {option} or make test-slow{also}")
         for item in items:
             if item.get_closest_marker(marker):  # not item.keywords: that holds folder names too (tests/export)
                 item.add_marker(skip)
