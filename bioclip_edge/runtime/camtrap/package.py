@@ -17,7 +17,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
-from bioclip_edge.errors import OutputTargetError, UserError
+from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.camtrap.checks import check_package
 from bioclip_edge.runtime.camtrap.columns import TABLES
 from bioclip_edge.runtime.camtrap.deployments import Deployment, read_deployments
@@ -30,7 +30,7 @@ from bioclip_edge.runtime.camtrap.source import Source, read_source
 from bioclip_edge.runtime.camtrap.taxa import Taxa
 from bioclip_edge.runtime.camtrap.times import iso, localize, parse_zone
 from bioclip_edge.runtime.common.files import write_atomic
-from bioclip_edge.runtime.common.target import check_output_target
+from bioclip_edge.runtime.common.target import check_folder_target
 from bioclip_edge.runtime.jobs.records import failed
 
 __all__ = ["CamtrapRequest", "CamtrapResult", "write_camtrap_dp"]
@@ -41,12 +41,7 @@ RANDOM_COMMENT = "RANDOM WEIGHTS: the model that classified this had random weig
 
 
 def check_target(out: Path, overwrite: bool) -> Path:
-    if out.exists() and not out.is_dir():
-        raise OutputTargetError(f"--out {out} is a file; give a folder for the package (a new one, or pass --overwrite "
-                                "to replace an earlier package's files in it)")
-    for name in FILES:
-        check_output_target(out / name, overwrite=overwrite, what="Camtrap DP file")
-    return out
+    return check_folder_target(out, FILES, overwrite=overwrite, what="Camtrap DP package")
 
 
 def write_camtrap_dp(request: CamtrapRequest) -> CamtrapResult:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
+from typing import Sequence
 
 from bioclip_edge.errors import OutputTargetError
 
@@ -39,6 +40,18 @@ def check_output_target(path: str | os.PathLike, *, overwrite: bool, resume_flag
         options = f"{resume_flag} to extend it, or --overwrite to replace it" if resume_flag else "--overwrite to replace it"
         raise OutputTargetError(f"{what} {target} already exists; pass {options}, or choose another --out")
     return target
+
+
+def check_folder_target(out: str | os.PathLike, names: Sequence[str], *, overwrite: bool, what: str) -> Path:
+    """A folder of several files (a report, a data package): ``out`` must not be a file, and none of
+    ``names`` inside it may be replaced without ``--overwrite``."""
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise OutputTargetError(f"--out {out} is a file; give a folder for the {what} (a new one, or pass --overwrite "
+                                f"to replace an earlier {what}'s files in it)")
+    for name in names:
+        check_output_target(out / name, overwrite=overwrite, what=f"{what} file")
+    return out
 
 
 def default_name(what: str) -> str | None:

@@ -13,9 +13,8 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from bioclip_edge.errors import OutputTargetError
 from bioclip_edge.runtime.common.files import write_atomic
-from bioclip_edge.runtime.common.target import check_output_target
+from bioclip_edge.runtime.common.target import check_folder_target
 from bioclip_edge.runtime.evaluation.result import EvaluationResult
 
 METRICS, REPORT = "metrics.json", "report.md"
@@ -25,13 +24,7 @@ LISTED = 50
 
 
 def check_report_target(out: str | os.PathLike, overwrite: bool) -> Path:
-    out = Path(out)
-    if out.exists() and not out.is_dir():
-        raise OutputTargetError(f"--out {out} is a file; give a folder for the evaluation report (a new one, or pass "
-                                "--overwrite to replace an earlier report's files in it)")
-    for name in FILES:
-        check_output_target(out / name, overwrite=overwrite, what="evaluation report file")
-    return out
+    return check_folder_target(out, FILES, overwrite=overwrite, what="evaluation report")
 
 
 def write_report(result: EvaluationResult, out: Path, plots: bool) -> None:
