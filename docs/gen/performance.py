@@ -124,10 +124,58 @@ def render_generic(results: dict[str, dict[str, Any]]) -> list[str]:
     return lines
 
 
-RENDERERS: dict[str, Callable[[dict[str, dict[str, Any]]], list[str]]] = {"adapt": render_adapt}
+def render_memory(results: dict[str, dict[str, Any]]) -> list[str]:
+    """bench_memory: peak RSS next to images/s for each backend and batch size."""
+    data = results["results.json"]
+    lines = [f"{data['frames']} 1920x1080 JPEGs through `classify`, each configuration in a fresh process; "
+             f"medians of {data['rounds']} alternating round(s).", "",
+             "| backend | --batch-size | batch run | peak RSS (MB) | estimate (MB) | images/s | vs best |",
+             "|---|---|---|---|---|---|---|"]
+    for backend, by_batch in data["table"].items():
+        for batch, row in by_batch.items():
+            lines.append(f"| {backend} | {batch} | {row['batch']} | {row['rss_mb']:.0f} | {row['estimate_mb']} | "
+                         f"{row['images_per_s']:.2f} | {row['speed_vs_best']:.2f} |")
+    verdict = data.get("verdict") or {}
+    if verdict:
+        met = verdict.get("rss_met") and verdict.get("speed_met")
+        lines += ["", f"Target ({verdict['target']}): peak RSS {verdict['rss_mb']:.0f} MB, "
+                  f"{verdict['speed_vs_best']:.3f} of the best: {'met' if met else 'NOT met'}."]
+    return lines
+
+
+def render_million(results: dict[str, dict[str, Any]]) -> list[str]:
+    """bench_million: a million synthetic records through the classify job, per output format."""
+    data = results["results.json"]
+    targets = data["targets"]
+    lines = [f"{data['records']:,} synthetic records (no model) through the classify job's runner, checkpoint "
+             f"and writers. Targets: peak RSS < {targets['peak_rss_mb']} MB, checkpoint share < "
+             f"{targets['checkpoint_share']:.0%}.", "",
+             "| format | seconds | peak RSS (MB) | of which the input list (MB) | checkpoint share | encode share | met |",
+             "|---|---|---|---|---|---|---|"]
+    for row in data["formats"]:
+        lines.append(f"| {row['format']} | {row['seconds']} | {row['peak_rss_mb']:.0f} | {row['rss_with_inputs_listed_mb']:.0f} | "
+                     f"{row['checkpoint_share']:.2%} | {row['encode_share']:.1%} | {'yes' if row['meets_targets'] else 'NO'} |")
+    return lines
+
+
+def render_sort(results: dict[str, dict[str, Any]]) -> list[str]:
+    """bench_sort: files per second of sort and undo, per mode, on the disk the run used."""
+    data = results["sort.json"]
+    lines = [f"1000 files of {data['size_mb']} MB each; every round trip checked byte for byte.", "",
+             "| mode | journal batch | sort files/s | undo files/s | round trip exact |", "|---|---|---|---|---|"]
+    for row in data["rows"]:
+        lines.append(f"| {row['mode']} | {row['batch']} | {row['sort_files_per_s']:.0f} | {row['undo_files_per_s']:.0f} | "
+                     f"{'yes' if row['round_trip_exact'] else 'NO'} |")
+    return lines
+
+
+RENDERERS: dict[str, Callable[[dict[str, dict[str, Any]]], list[str]]] = {
+    "adapt": render_adapt, "memory": render_memory, "million": render_million, "sort": render_sort}
 TITLES = {"adapt": "Adapting label rows to a site (`labels adapt`)", "defaults": "Defaults against the targets",
           "speed": "Every CPU configuration side by side", "labels": "Label building and scoring",
-          "video": "Video", "ray": "Ray engine", "profile": "FLOPs and sizing"}
+          "video": "Video", "ray": "Ray engine", "profile": "FLOPs and sizing",
+          "memory": "Memory: peak RSS against images/s (`--max-memory`)",
+          "million": "A million images: bounded memory, checkpoint cost", "sort": "Sorting into folders (`sort`)"}
 
 
 def render(root: Path = RESULTS) -> str:

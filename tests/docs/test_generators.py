@@ -69,3 +69,16 @@ def test_the_readmes_adapt_rows_are_rows_of_the_published_run():
     rendered = set(perf.render(RESULTS).splitlines())
     stale = [row for row in rows if row not in rendered]
     assert not stale, f"README rows not in docs/results/adapt: {stale}"
+
+
+def test_the_readmes_performance_headline_is_the_published_run():
+    """The README quotes the defaults and memory runs: its figures must be those runs' figures."""
+    readme = " ".join((ROOT / "README.md").read_text(encoding="utf-8").split())
+    defaults = json.loads((RESULTS / "defaults" / "defaults.json").read_text())
+    e2e = defaults["b16"]["e2e"]
+    assert f"{e2e['images_per_s']['defaults_end_to_end']:.1f} images/s end to end" in readme
+    assert f"{e2e['ratio']:.2f}x OpenVINO bf16 inference alone" in readme
+    assert f"first prediction {defaults['cli']['first_prediction_s']:.2f} s after start" in readme
+    memory = json.loads((RESULTS / "memory" / "results.json").read_text())["verdict"]
+    assert f"**{memory['rss_mb']:.0f} MB**" in readme and f"{memory['speed_vs_best']:.2f} of the best" in readme
+    assert json.loads((RESULTS / "defaults" / "run.json").read_text())["date"][:10] in readme
