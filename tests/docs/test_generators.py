@@ -82,3 +82,8 @@ def test_the_readmes_performance_headline_is_the_published_run():
     memory = json.loads((RESULTS / "memory" / "results.json").read_text())["verdict"]
     assert f"**{memory['rss_mb']:.0f} MB**" in readme and f"{memory['speed_vs_best']:.2f} of the best" in readme
     assert json.loads((RESULTS / "defaults" / "run.json").read_text())["date"][:10] in readme
+    million = json.loads((RESULTS / "million" / "results.json").read_text())["formats"]
+    rss = sorted(row["peak_rss_mb"] for row in million)
+    share = sorted(row["checkpoint_share"] for row in million)
+    assert f"**{rss[0]:.0f}-{rss[-1]:.0f} MB** RSS" in readme
+    assert f"**{share[0]:.1%}-{share[-1]:.1%}** of the run".replace("%-", "-") in readme
