@@ -54,6 +54,19 @@ def pytest_collection_modifyitems(config, items):
                 item.add_marker(skip)
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _pillow_switch_restored():
+    """Third-party code (MegaDetector's, AddaxAI's) sets ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES`` for the
+    whole process when imported; a test module that leaves it on makes every later truncated-JPEG
+    test pass a broken file. Fails the module that leaves it changed, and puts it back."""
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
+    yield
+    after, ImageFile.LOAD_TRUNCATED_IMAGES = ImageFile.LOAD_TRUNCATED_IMAGES, before
+    assert after == before, "this test module left PIL.ImageFile.LOAD_TRUNCATED_IMAGES changed; restore it where it is set"
+
+
 @pytest.fixture(scope="session")
 def photo_dir(tmp_path_factory) -> Path:
     """Real photos (scikit-image samples) as JPEG files, for calibration and classification."""

@@ -53,7 +53,14 @@ def pack(trained_fp32_bundle, labels_file, tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def worker():
-    """AddaxAI's classification_worker module, imported as its subprocess does (its folder on sys.path)."""
+    """AddaxAI's classification_worker module, imported as its subprocess does (its folder on sys.path).
+
+    Importing it sets ``PIL.ImageFile.LOAD_TRUNCATED_IMAGES = True`` for the whole process, as it does
+    in AddaxAI's own; this module's tests run under it, and the switch is put back afterwards (the
+    rest of the suite expects truncated JPEGs to fail)."""
+    from PIL import ImageFile
+
+    before = ImageFile.LOAD_TRUNCATED_IMAGES
     sys.path.insert(0, str(ADDAXAI))
     try:
         spec = importlib.util.spec_from_file_location("addaxai_classification_worker", ADDAXAI / "classification_worker.py")
@@ -61,7 +68,8 @@ def worker():
         spec.loader.exec_module(module)
     finally:
         sys.path.remove(str(ADDAXAI))
-    return module
+    yield module
+    ImageFile.LOAD_TRUNCATED_IMAGES = before
 
 
 def test_pack_holds_vision_graphs_labels_and_addaxai_files(pack, trained_fp32_bundle, labels_file):
