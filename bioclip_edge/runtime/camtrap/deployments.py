@@ -29,7 +29,7 @@ from bioclip_edge.runtime.camtrap.times import offset_of, parse_time, parse_zone
 OWN_COLUMNS = ("folder", "timezone")
 PASSED = tuple(c.name for c in DEPLOYMENTS if c.name not in ("deploymentID", "latitude", "longitude", "deploymentStart",
                                                                "deploymentEnd", "timestampIssues"))
-EXAMPLE = "deploymentID,folder,latitude,longitude\\ncam01,DCIM/cam01,-1.4061,35.0111"
+EXAMPLE = "a header line 'deploymentID,folder,latitude,longitude' and a row per camera such as 'cam01,DCIM/cam01,-1.4061,35.0111'"
 
 
 class DeploymentsError(UserError, ValueError):
@@ -60,14 +60,14 @@ def read_deployments(path: Path, default_zone: _dt.tzinfo | None) -> tuple[list[
             reader = csv.DictReader(fh)
             rows, header = list(reader), [h.strip() for h in reader.fieldnames or []]
     except FileNotFoundError:
-        raise DeploymentsError(f"--deployments {path}: no such file; give a CSV such as:\n{EXAMPLE}") from None
+        raise DeploymentsError(f"--deployments {path}: no such file; give a CSV with {EXAMPLE}") from None
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DeploymentsError(f"--deployments {path}: cannot read it as a UTF-8 CSV ({exc})") from None
     missing = [c for c in ("deploymentID", "latitude", "longitude") if c not in header]
     if missing or not ({"folder", "cameraID"} & set(header)):
         need = ", ".join(missing + ([] if {"folder", "cameraID"} & set(header) else ["folder or cameraID"]))
         raise DeploymentsError(f"--deployments {path}: no {need} column; the CSV needs deploymentID, folder (or cameraID), "
-                               f"latitude and longitude, e.g. {EXAMPLE}")
+                               f"latitude and longitude: {EXAMPLE}")
     deployments = [_deployment(path, i, {k.strip(): (v or "").strip() for k, v in row.items() if k}, default_zone)
                    for i, row in enumerate(rows, start=2)]
     for d in deployments:
