@@ -128,7 +128,7 @@ def _classifier(args: argparse.Namespace, request: ClassifyRequest, job: Classif
     print(f"{about.model} ({about.architecture}): {about.variant} on {about.provider} ({about.chosen_because}); "
           f"{about.labels} labels", file=sys.stderr)
     print(f"decode: {clf.embedder.decode_choice.mode} ({about.decode_chosen_because})", file=sys.stderr)
-    if clf.embedder.flow.memory is not None:
+    if clf.embedder.flow.memory is not None and not clf.embedder.flow.memory.over_budget:  # else logged as a warning
         print(clf.embedder.flow.memory.text(), file=sys.stderr)
     return clf
 

@@ -70,7 +70,7 @@ def _embed(args: argparse.Namespace, request: Any, job: Any, items: list, where:
     print(f"{bundle.manifest.model.id}: {embedder.variant.name} on {embedder.provider} ({embedder.plan.reason})",
           file=sys.stderr)
     print(f"decode: {embedder.decode_choice.mode} ({embedder.decode_choice.reason})", file=sys.stderr)
-    if embedder.flow.memory is not None:
+    if embedder.flow.memory is not None and not embedder.flow.memory.over_budget:  # else logged as a warning
         print(embedder.flow.memory.text(), file=sys.stderr)
     summary = run_embed(embedder, job, items, engine=where)
     print(summary.line())

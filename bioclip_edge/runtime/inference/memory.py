@@ -76,6 +76,7 @@ class Budget:
     bytes: int
     source: str  # "--max-memory 512M" | "auto: ..."
     explicit: bool  # the user named it: a budget too small is an error, not a warning
+    available: int | None = field(default=None, compare=False)  # auto: what this process could grow to (None: unknown)
 
 
 def resolve_budget(max_memory: str | int | None, available: int | None = None) -> Budget:
@@ -85,8 +86,8 @@ def resolve_budget(max_memory: str | int | None, available: int | None = None) -
         return Budget(parse_size(max_memory), f"--max-memory {max_memory}", True)
     have = available_memory() if available is None else available
     if have is None or have >= DEFAULT_BUDGET:
-        return Budget(DEFAULT_BUDGET, "auto: fits a 1 GB board", False)
-    return Budget(have, f"auto: {mb(have)} available here", False)
+        return Budget(DEFAULT_BUDGET, "auto: fits a 1 GB board", False, have)
+    return Budget(have, f"auto: {mb(have)} available here", False, have)
 
 
 def available_memory() -> int | None:
@@ -276,6 +277,7 @@ def choose_flow(workload: Workload, budget: Budget, batch_size: int | None = Non
         over = estimate > budget.bytes
         why = "--batch-size as asked" + (f", over the budget (batch 1 would need {mb(_need(workload, 1))})" if over else "")
         return FlowChoice(batch_size, window, estimate, budget, why, over)
+    budget = _grown(workload, budget)
     fits = [b for b in BATCH_SIZES if _need(workload, b) <= budget.bytes]
     if not fits:
         return _too_small(workload, budget)
@@ -284,6 +286,17 @@ def choose_flow(workload: Workload, budget: Budget, batch_size: int | None = Non
     batch = min(b for b in fits if speed(b) >= best * (1 - TOLERANCE))
     window = _window_within(workload, budget, batch)
     return FlowChoice(batch, window, workload.estimate(batch, window), budget, _why(workload, batch, fits))
+
+
+def _grown(workload: Workload, budget: Budget) -> Budget:
+    """An auto budget for a model that does not fit a 1 GB board even one image at a time (ViT-L,
+    ViT-H): no small board runs it, so the run may use the memory the machine has."""
+    if budget.explicit or budget.available is None or _need(workload, 1) <= budget.bytes:
+        return budget
+    if budget.available <= budget.bytes:
+        return budget
+    return Budget(budget.available, f"auto: this model needs more than {mb(DEFAULT_BUDGET)}, so up to the "
+                  f"{mb(budget.available)} available here", False, budget.available)
 
 
 def _need(workload: Workload, batch: int) -> int:
@@ -319,8 +332,8 @@ def _too_small(workload: Workload, budget: Budget) -> FlowChoice:
             f"{mb(workload.fixed)} for the runtime, the graph and decoding, {mb(workload.per_image)} per image); "
             f"use --max-memory {math.ceil(need / MB / 64) * 64}M or more")
     window = minimal_window(1, workload.decode_threads)
-    return FlowChoice(1, window, workload.estimate(1, window), budget,
-                      f"batch 1 needs about {mb(need)}, more than this machine has free", True)
+    where = "this machine has free" if budget.available is not None else "the auto budget; pass --max-memory to allow more"
+    return FlowChoice(1, window, workload.estimate(1, window), budget, f"batch 1 needs about {mb(need)}, more than {where}", True)
 
 
 def workload_for(plan, variant, manifest, decode_threads: int, draft: bool) -> Workload:

@@ -107,6 +107,18 @@ def test_an_automatic_budget_too_small_runs_one_at_a_time_with_a_warning_flag():
     assert (choice.batch_size, choice.over_budget) == (1, True)
 
 
+def test_auto_grows_for_a_model_no_1_gb_board_runs_and_takes_the_faster_batch():
+    """A ViT-H-sized tower needs more than 1 GB at batch 1: auto may then use what the machine has,
+    and picks batches as usual (not batch 1 with a claim that memory is short)."""
+    rising = Profile(base=200 * MB, weight_factor=1.3, per_image=3 * MB, speed={1: 1.0, 2: 1.06, 4: 1.21, 8: 1.50, 16: 1.51, 32: 1.49})
+    huge = Workload(rising, graph_bytes=900 * MB, params=630_000_000, input_pixels=224 * 224, decode_threads=2, draft=True)
+    choice = choose_flow(huge, resolve_budget("auto", available=64 << 30))
+    assert choice.batch_size == 8 and not choice.over_budget
+    assert "needs more than 1,024 MB" in choice.budget.source
+    short = choose_flow(huge, resolve_budget("auto", available=600 * MB))  # the machine really has too little
+    assert (short.batch_size, short.over_budget) == (1, True) and "more than this machine has free" in short.reason
+
+
 def test_bigger_models_and_batches_are_estimated_to_need_more():
     small, large = workload(FLAT), workload(FLAT, params=300_000_000)
     assert large.per_image > small.per_image
