@@ -35,7 +35,7 @@ from bioclip_edge.runtime.labels.matrix import LabelMatrix
 from bioclip_edge.runtime.labels.spec import resolve_labels
 from bioclip_edge.runtime.labels.taxonomy import RANKS, epithet
 from bioclip_edge.runtime.packs.addaxai_model import MAX_CLASSES_RETURNED
-from bioclip_edge.runtime.packs.config import PackConfig, PackError
+from bioclip_edge.runtime.packs.config import PACK_FILE, PackConfig, PackError
 from bioclip_edge.runtime.packs.vision_bundle import copy_vision_bundle, vision_variants
 
 ADDAX_ENVS = ("pytorch", "pywildlife", "tensorflow-v1", "tensorflow-v2")  # AddaxAI's classifier envs (models.json)
@@ -77,8 +77,9 @@ class AddaxPackRequest:
             raise OutputTargetError(f"pack folder {out} is a file; choose another --out")
         if out.exists() and not self.overwrite:
             raise OutputTargetError(f"pack folder {out} already exists; pass --overwrite to replace it, or choose another --out")
-        if out.exists() and not (out / "manifest.json").is_file() and any(out.iterdir()):
-            raise OutputTargetError(f"pack folder {out} holds files that are not a model pack; choose another --out")
+        if out.exists() and not (out / PACK_FILE).is_file() and any(out.iterdir()):  # another model's folder, or anything else
+            raise OutputTargetError(f"pack folder {out} holds files that are not a model pack made by bioclip-edge (no {PACK_FILE}); "
+                                    "--overwrite replaces only a pack this command made: choose another --out")
         return out
 
 

@@ -239,6 +239,10 @@ def test_existing_folders_are_not_replaced_without_overwrite(trained_fp32_bundle
     assert "already exists; pass --overwrite" in capsys.readouterr().err
     assert cli_main(base + ["--out", str(tmp_path / "taken"), "--overwrite"]) == 2
     assert "not a model pack" in capsys.readouterr().err and (tmp_path / "taken" / "notes.txt").read_text() == "mine"
+    (tmp_path / "other-model").mkdir()  # another AddaxAI model: it has a manifest.json too, but is not ours
+    (tmp_path / "other-model" / "manifest.json").write_text("{}")
+    assert cli_main(base + ["--out", str(tmp_path / "other-model"), "--overwrite"]) == 2
+    assert "not a model pack" in capsys.readouterr().err and (tmp_path / "other-model" / "manifest.json").read_text() == "{}"
     assert cli_main(base + ["--out", str(tmp_path / "bad name!")]) == 2
     assert "AddaxAI's model id" in capsys.readouterr().err
 
