@@ -8,9 +8,10 @@ names one subject, and the most confident box is the likeliest to be it; a secon
 same frame is labelled with its own CSV row and box. A frame whose entry has no such box, or that
 the file does not list, is listed and skipped, never guessed.
 
-Entries are matched to examples by path: MegaDetector writes each ``file`` relative to the folder
-it ran on, so an entry matches the example whose path ends with the entry's path (the longest such
-ending wins). Run MegaDetector on the examples folder, or on a folder above it.
+Entries are matched to examples by path, by ``evaluate``'s rule (``evaluation.matching``): a relative
+``file`` starts from the detections file's folder, else the longest ending of folders and name that
+exactly one entry and one example share (``IMG_0001.JPG`` from two cameras matches nothing). Run
+MegaDetector on the examples folder, or on a folder above it.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from bioclip_edge.runtime.images.detections import DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, read_detections
 from bioclip_edge.runtime.adaptation.examples import Example
+from bioclip_edge.runtime.evaluation.matching import match
+from bioclip_edge.runtime.evaluation.truth import absolute
+from bioclip_edge.runtime.images.detections import (DEFAULT_CATEGORIES, DEFAULT_THRESHOLD, DetectionsFile,
+                                                    read_detections)
 
 
 def boxes_from_detections(examples: list[Example], detections: str | os.PathLike,
@@ -32,16 +36,19 @@ def boxes_from_detections(examples: list[Example], detections: str | os.PathLike
     frames skipped: ``(filepath, reason)`` for those with no entry or no box at ``threshold``."""
     md = read_detections(detections)
     wanted = md.category_ids(categories)
-    entries = {_parts(entry["file"]): entry for entry in md.images}
+    entries = _entries_by_example(md, examples)
     kept: list[Example] = []
     skipped: list[tuple[str, str]] = []
     for example in examples:
         if example.bbox is not None:
             kept.append(example)
             continue
-        entry = _entry_for(example.path, entries)
+        entry = entries.get(absolute(example.path, Path(".")))
         if entry is None:
             skipped.append((example.filepath, f"not in --detections {md.path}"))
+            continue
+        if entry.get("failure"):  # MegaDetector could not read the frame: no threshold would help
+            skipped.append((example.filepath, f"megadetector: {entry['failure']} (in --detections {md.path})"))
             continue
         box = best_box(entry, wanted, threshold)
         if box is None:
@@ -62,14 +69,8 @@ def best_box(entry: dict[str, Any], wanted: set[str], threshold: float) -> tuple
     return tuple(float(v) for v in best["bbox"])  # type: ignore[return-value]
 
 
-def _entry_for(path: Path, entries: dict[tuple[str, ...], dict[str, Any]]) -> dict[str, Any] | None:
-    parts = _parts(os.path.abspath(path))
-    for start in range(len(parts)):  # the longest ending first
-        entry = entries.get(parts[start:])
-        if entry is not None:
-            return entry
-    return None
-
-
-def _parts(name: str) -> tuple[str, ...]:
-    return tuple(p for p in os.path.normpath(name.replace("\\", "/")).replace("\\", "/").split("/") if p not in ("", "."))
+def _entries_by_example(md: DetectionsFile, examples: list[Example]) -> dict[str, dict[str, Any]]:
+    """Each unboxed example's entry, keyed by the example's absolute path."""
+    unboxed = {absolute(e.path, Path(".")) for e in examples if e.bbox is None}
+    pairs = match([str(entry["file"]) for entry in md.images], unboxed, Path(md.path).parent)
+    return {path: md.images[i] for i, path in pairs.pairs}

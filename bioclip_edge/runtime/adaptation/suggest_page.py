@@ -41,7 +41,7 @@ def write_suggestion_page(csv_path: Path, chosen: list[Suggestion], pool: Path, 
     for s, item in zip(chosen, items):
         note = (f'<div class="note">margin {s.margin:.4f} &middot; folder {text(s.group)} &middot; '
                 f"sequence {text(s.sequence or s.filepath)}</div>")
-        cards.append(card(item, links).replace("</figcaption>", note + "</figcaption>", 1))
+        cards.append(card(item, links, note))
     body = (f"<p>The {len(chosen)} of {total} frame(s) in <code>{text(os.fspath(pool))}</code> that the adapted labels "
             "are least sure of (smallest gap between the two best labels), one per burst and folder before any "
             f'second. Label them, add them to the examples and adapt again. The list: <a href="{href(csv_path.name)}">'

@@ -34,8 +34,9 @@ def label_page(label: str, items: Sequence[Item], first: int, number: int, pages
     return page(f"{label} ({total})", body, banner, crumbs='<a href="index.html">&larr; index</a>')
 
 
-def card(item: Item, links: Links) -> str:
-    """One file: its picture (or frame strip), path, score and top-3."""
+def card(item: Item, links: Links, note: str = "") -> str:
+    """One file: its picture (or frame strip), path, score and top-3; ``note`` (HTML, already
+    escaped) ends the caption, for pages that say why the file is shown."""
     if item.is_video:
         pictures = f'<div class="strip">{"".join(_frame(item, f, links) for f in item.frames)}</div>'
         kind = "card video"
@@ -44,7 +45,7 @@ def card(item: Item, links: Links) -> str:
         kind = "card"
     score = f'<div class="score">{text(item.label)} {item.score:.4f}</div>' if item.top else ""
     return (f'<figure class="{kind}">{pictures}<figcaption><div class="path">{text(item.filepath)}</div>'
-            f"{score}{_top(item.top)}{_when(item)}</figcaption></figure>")
+            f"{score}{_top(item.top)}{_when(item)}{note}</figcaption></figure>")
 
 
 def _frame(item: Item, frame: Frame, links: Links) -> str:

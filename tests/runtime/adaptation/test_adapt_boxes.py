@@ -169,3 +169,18 @@ def test_a_box_is_cut_from_the_upright_frame(trained_fp32_bundle, tmp_path):
     sideways = embedder.embed_images([stored.crop(crop_box(stored.width, stored.height, list(BOX)))])[0]
     upright = float(boxed.features[0] @ subject)
     assert upright > 0.97 and upright > float(sideways @ subject) + 0.05
+
+
+def test_a_detections_name_two_examples_share_matches_neither_and_a_failed_frame_says_why(frames, tmp_path):
+    """f0.png is in both label folders: an entry named only "f0.png" could be either frame, so it
+    gives no box to any (never a guess); MegaDetector's own failure is the reason it gives."""
+    root, _ = frames
+    md = _md(tmp_path / "md.json", {"f0.png": [(BOX, 0.9)], "a rocket/f1.png": []})
+    data = json.loads(open(md).read())
+    data["images"][1]["failure"] = "Failure image access"
+    open(md, "w").write(json.dumps(data))
+    kept, skipped = boxes_from_detections(read_examples(root / "train"), md, threshold=0.2)
+    assert kept == []
+    reasons = dict(skipped)
+    assert "not in --detections" in reasons["a cat/f0.png"] and "not in --detections" in reasons["a rocket/f0.png"]
+    assert reasons["a rocket/f1.png"].startswith("megadetector: Failure image access")
