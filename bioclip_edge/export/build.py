@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Callable, Sequence
 
 from bioclip_edge.errors import UserError
 from bioclip_edge.runtime.common.files import write_errors
+from bioclip_edge.runtime.inference.bundle import PARTIAL_SUFFIX
 from bioclip_edge.runtime.inference.manifest import PRECISIONS, SCHEMA_VERSION, ExportResources, Manifest, Variant
 from bioclip_edge.export import precision as prec
 from bioclip_edge.export.build_facts import versions
@@ -70,7 +71,7 @@ def export_bundle(cfg: ExportConfig) -> Manifest:
     _check_config(cfg)
     say = cfg.progress
     out = Path(cfg.out)
-    work = out.with_name(out.name + ".partial")
+    work = out.with_name(out.name + PARTIAL_SUFFIX)  # the name Bundle.open refuses as unfinished
     shutil.rmtree(work, ignore_errors=True)
     try:
         with write_errors(work, note=f"the unfinished export was removed; {out} was not changed"):

@@ -40,10 +40,6 @@ class Source:
     detector: str | None = None
 
     @property
-    def boxes(self) -> bool:
-        return any(r["kind"] == "boxes" for r in self.records)
-
-    @property
     def random_weights(self) -> bool:
         return bool(self.meta.get("random_weights"))
 

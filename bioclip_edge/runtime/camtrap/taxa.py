@@ -57,9 +57,6 @@ class Taxa:
     def get(self, label: str) -> Taxon:
         return self._taxa.get(label) or Taxon(label.strip(), None)
 
-    def known(self, label: str) -> bool:
-        return label in self._taxa
-
     @classmethod
     def from_descriptions(cls, descriptions: Mapping[str, str], source: str) -> "Taxa":
         taxa = {}

@@ -224,7 +224,6 @@ class Checkpoint:
             self._last_sync = time.perf_counter()
             self._fsync_cost = self._last_sync - before
 
-    save = sync  # the name callers used while the checkpoint was rewritten whole
 
     def close(self) -> None:
         self._pending = None

@@ -98,11 +98,10 @@ def stream_classify_records(path: Path, fingerprint: dict[str, Any], damage: lis
 
         yield from salvage_records(path, fingerprint, damage, str(exc))
         return
-    meta = _checked_meta(path, pf.schema_arrow.metadata or {}, fingerprint)
+    _checked_meta(path, pf.schema_arrow.metadata or {}, fingerprint)
     if "record" not in pf.schema_arrow.names:
         raise PreviousOutputError(f"{path}: a Parquet file without the 'record' column bioclip-edge writes, so it "
                                   "cannot be extended; pass --overwrite to replace it, or choose another --out")
-    del meta
     lost = []
     for group in range(pf.num_row_groups):
         try:

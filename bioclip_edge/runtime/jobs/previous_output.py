@@ -44,12 +44,6 @@ SIZE_FIELDS = ("width", "height")
 BOX_COLUMNS = ("detection", "detection_category", "detection_conf", "bbox_x", "bbox_y", "bbox_w", "bbox_h")
 
 
-def read_finished_output(path: str | os.PathLike, fmt: str, fingerprint: dict[str, Any], names: Sequence[str]) -> list[Record]:
-    """Records of the finished output at ``path`` (format ``fmt``), after checking it was made
-    by a run with this ``fingerprint``; ``names`` are the label set's names (row order)."""
-    return list(OutputReader(path, fmt, fingerprint, names).records())
-
-
 class OutputReader:
     """A finished output's records for ``--resume``, streamed; ``damage``: what was lost, once read."""
 
@@ -171,7 +165,7 @@ def read_output_records(path: str | os.PathLike, fmt: str) -> list[Record]:
     path = Path(path)
     if fmt == "megadetector":
         return md_document_records(load_md_document(path), path)
-    return {"csv": _read_csv, "jsonl": _read_jsonl}[fmt](path, None, [])
+    return {"csv": _read_csv, "jsonl": _read_jsonl}[fmt](path)
 
 
 # --- MegaDetector -------------------------------------------------------------------------------
@@ -241,7 +235,7 @@ def _md_predictions(pairs: list[Any], names: list[str], path: Path) -> list[dict
 
 
 # --- CSV -----------------------------------------------------------------------------------------
-def _read_csv(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) -> list[Record]:
+def _read_csv(path: Path) -> list[Record]:
     try:
         with open(path, encoding="utf-8", newline="") as fh:
             reader = csv.DictReader(fh)
@@ -250,9 +244,7 @@ def _read_csv(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) 
         raise PreviousOutputError(f"{path}: cannot read it back as CSV ({exc}); pass --overwrite to replace it") from None
     if "filepath" not in header:
         raise PreviousOutputError(f"{path}: has no 'filepath' column; not a bioclip-edge CSV output: pass --overwrite to replace it")
-    index = {}
-    for i, name in enumerate(names):
-        index.setdefault(name, i)
+    index: dict[str, int] = {}  # label -> row: a CSV names labels only, so predictions carry no index
     boxes = "detection" in header
     records: dict[str, dict[str, Any]] = {}
     for row in rows:
@@ -308,7 +300,7 @@ def _number(text: str) -> Any:
 
 
 # --- JSON Lines ------------------------------------------------------------------------------------
-def _read_jsonl(path: Path, fingerprint: dict[str, Any] | None, names: list[str]) -> list[Record]:
+def _read_jsonl(path: Path) -> list[Record]:
     records = []
     try:
         lines = path.read_text(encoding="utf-8").splitlines()
@@ -326,7 +318,7 @@ def _read_jsonl(path: Path, fingerprint: dict[str, Any] | None, names: list[str]
         record.pop("run", None)
         record.pop("warning", None)
     rows = jsonl_read_back(records)  # a video's frame rows back into its record
-    boxes = _boxes(fingerprint, rows)
+    boxes = _boxes(None, rows)
     return [read_back(row, boxes) for row in rows]
 
 

@@ -258,7 +258,7 @@ def test_cli_resume_after_checkpoint(tiny_bundle, photo_dir, tmp_path, capsys):
         original(self, record)
         calls["n"] += 1
         if calls["n"] == 2:
-            self.save()
+            self.sync()
             raise KeyboardInterrupt
 
     ck.Checkpoint.add = add_then_die
