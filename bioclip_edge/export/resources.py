@@ -11,27 +11,18 @@ from __future__ import annotations
 import ctypes
 import gc
 import logging
-import resource
-import sys
+
+from bioclip_edge.runtime.inference.memory import current_rss as current_rss_bytes  # noqa: F401 (torch_process's name)
+from bioclip_edge.runtime.inference.memory import peak_rss
 
 log = logging.getLogger(__name__)
 
 
 def peak_rss_bytes() -> int:
-    """This process's peak resident set so far (Linux reports kilobytes, macOS bytes). The PyTorch
-    stage's child reports its own peak, which the export adds to what this process held meanwhile
-    (``torch_process.StageResult``)."""
-    unit = 1 if sys.platform == "darwin" else 1024
-    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * unit)
-
-
-def current_rss_bytes() -> int | None:
-    """The resident set now (Linux ``/proc``), for the log between steps; None where unknown."""
-    try:
-        with open("/proc/self/statm") as fh:
-            return int(fh.read().split()[1]) * resource.getpagesize()
-    except (OSError, ValueError, IndexError):
-        return None
+    """This process's peak resident set so far (the runtime's measure, 0 where unknown). The
+    PyTorch stage's child reports its own peak, which the export adds to what this process held
+    meanwhile (``torch_process.StageResult``)."""
+    return peak_rss() or 0
 
 
 def give_back_memory() -> None:
